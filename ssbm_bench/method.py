@@ -1,0 +1,49 @@
+"""The saliency-method interface.
+
+A method explains one target (a word of the transcript, or a class) of one
+utterance for one model, returning a :class:`SaliencyMap` on the STFT grid.
+It declares the model capabilities it needs, so that the harness can skip
+(with a stored reason) rather than crash, and how SSBM should threshold its
+maps (`SaliencyMap.kind`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .audio import StftConfig
+from .fill import Fill
+from .model import Capability, SpeechModel
+from .types import SaliencyMap, Target, Utterance
+
+
+@dataclass
+class ExplainRequest:
+    model: SpeechModel
+    utterance: Utterance
+    target: Target
+    cfg: StftConfig
+    seed: int = 0
+    fill: Fill | None = None
+    #: clean complex STFT magnitude, computed once by the harness
+    clean_magnitude: np.ndarray | None = None
+    params: dict = field(default_factory=dict)
+
+
+class SaliencyMethod(ABC):
+    name: str = "method"
+    version: str = "0"
+    requires: frozenset[Capability] = frozenset()
+    #: "magnitude" maps use the energy transition with thresholds in dB,
+    #: "pvalue" maps the bubble transition, "score" maps the rank transition
+    map_kind: str = "score"
+
+    @abstractmethod
+    def explain(self, request: ExplainRequest) -> SaliencyMap:
+        """Return the importance map for `request.target`."""
+
+    def describe(self) -> dict:
+        return {"name": self.name, "version": self.version}
