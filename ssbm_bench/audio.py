@@ -72,6 +72,9 @@ def stft(waveform: np.ndarray | torch.Tensor, cfg: StftConfig = StftConfig()) ->
     x = torch.as_tensor(waveform)
     if not torch.is_floating_point(x):
         raise InputError(f"stft: expected floating-point samples, got {x.dtype}")
+    if x.shape[-1] <= cfg.n_fft // 2:
+        raise InputError(f"stft: audio of {x.shape[-1]} samples is too short; the analysis needs more than "
+                         f"{cfg.n_fft // 2} samples ({cfg.window_ms / 2:g} ms at {cfg.sample_rate} Hz)")
     return torch.stft(x, cfg.n_fft, hop_length=cfg.hop, window=_window(cfg, x), center=True, return_complex=True)
 
 

@@ -25,6 +25,9 @@ class FillContext:
     n_samples: int
     #: level in dB relative to the clean utterance's RMS (additive-noise fills)
     level_db: float = 0.0
+    #: RMS of the clean waveform, when the caller knows it (saves an ISTFT);
+    #: None: additive fills compute it from the clean STFT
+    reference_rms: float | None = None
 
 
 class Fill(ABC):

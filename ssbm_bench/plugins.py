@@ -144,7 +144,9 @@ def build_registry(extra_plugins: Iterable[Any] = (), restrict: set[str] | None 
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin_name!r} implements a hook that does not exist: {exc}") from exc
+        plugin = getattr(exc, "plugin", None)
+        name = pm.get_name(plugin) if plugin is not None else "?"
+        raise PluginError(f"plugin {name!r} implements a hook that does not exist: {exc}") from exc
 
     dist_of = {p.name: (p.distribution, p.version) for p in loaded}
     registry = PluginRegistry(loaded=loaded, by_kind={k: {} for k in HOOK_KINDS.values()})

@@ -130,7 +130,8 @@ class SaliencyMap:
     """Importance over a feature grid, for one target.
 
     `kind` says how SSBM thresholds it: "pvalue" (small = important, bubble
-    noise), "magnitude" (an energy-like amplitude, threshold in dB) or
+    noise; either `values` are p-values, or `values` are correlations and
+    `pvalues` the p-values), "magnitude" (an energy-like amplitude, threshold in dB) or
     "score" (any real score, large = important, thresholded by rank).
     """
 
@@ -157,3 +158,12 @@ class SaliencyMap:
     @property
     def shape(self) -> tuple[int, int]:
         return self.values.shape  # type: ignore[return-value]
+
+    def thresholded_values(self) -> np.ndarray:
+        """What SSBM thresholds. For a "pvalue" map with separate `pvalues`
+        (bubble noise: `values` holds the correlation), a point only counts
+        as important when its correlation is positive, so points with
+        non-positive correlation get p = 1; otherwise `values` itself."""
+        if self.kind == "pvalue" and self.pvalues is not None:
+            return np.where(self.values > 0, self.pvalues, 1.0)
+        return self.values

@@ -1,0 +1,220 @@
+"""The results store: SQLite, one row per finished cell.
+
+Every cell is written in one transaction together with the raw outputs
+needed to re-score it (hypotheses, dropped energies, thresholds, the map's
+digest), so a crash or a kill loses nothing that finished and leaves nothing
+half-written. The store is the single source of the leaderboards; a run
+that finds a cell's key already present does not recompute it (resume).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import InputError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    suite TEXT NOT NULL, suite_digest TEXT NOT NULL, suite_path TEXT,
+    started REAL NOT NULL, finished REAL, status TEXT NOT NULL,
+    versions TEXT NOT NULL, summary TEXT
+);
+CREATE TABLE IF NOT EXISTS clean (
+    model_key TEXT NOT NULL, corpus_digest TEXT NOT NULL, utterance TEXT NOT NULL,
+    hypothesis TEXT NOT NULL, correct TEXT NOT NULL, all_correct INTEGER NOT NULL,
+    PRIMARY KEY (model_key, corpus_digest, utterance)
+);
+CREATE TABLE IF NOT EXISTS calibration (
+    model_key TEXT NOT NULL, corpus_digest TEXT NOT NULL, fill TEXT NOT NULL, settings TEXT NOT NULL,
+    level_db REAL NOT NULL, details TEXT NOT NULL,
+    PRIMARY KEY (model_key, corpus_digest, fill, settings)
+);
+CREATE TABLE IF NOT EXISTS cells (
+    key TEXT PRIMARY KEY,
+    board TEXT NOT NULL, suite TEXT NOT NULL, suite_digest TEXT NOT NULL,
+    corpus TEXT NOT NULL, corpus_digest TEXT NOT NULL,
+    model TEXT NOT NULL, method TEXT NOT NULL, fill TEXT NOT NULL,
+    utterance TEXT NOT NULL, target TEXT NOT NULL, seed INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'skipped', 'error')),
+    reason TEXT, result TEXT, raw TEXT, params TEXT NOT NULL, versions TEXT NOT NULL,
+    seconds REAL, created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cells_board ON cells (board, suite, model, method, fill);
+"""
+
+
+@dataclass
+class CellRow:
+    key: str
+    board: str
+    suite: str
+    suite_digest: str
+    corpus: str
+    corpus_digest: str
+    model: str
+    method: str
+    fill: str
+    utterance: str
+    target: str
+    seed: int
+    status: str
+    reason: str | None
+    result: dict | None
+    raw: dict | None
+    params: dict
+    versions: dict
+    seconds: float | None = None
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+class ResultStore:
+    """A thin, transactional wrapper over one SQLite file."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(str(self.path), timeout=30.0)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            with self.conn:
+                self.conn.executescript(_SCHEMA)
+                found = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                if found is None:
+                    self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                elif int(found[0]) != SCHEMA_VERSION:
+                    raise InputError(
+                        f"results store {self.path}: schema version {found[0]}, this ssbm-bench expects {SCHEMA_VERSION}"
+                    )
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"results store {self.path}: not a usable SQLite database ({exc})") from exc
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # --- runs -------------------------------------------------------------
+    def start_run(self, suite: str, suite_digest: str, suite_path: str, versions: dict) -> int:
+        with self.conn:
+            cur = self.conn.execute(
+                "INSERT INTO runs (suite, suite_digest, suite_path, started, status, versions) VALUES (?,?,?,?,?,?)",
+                (suite, suite_digest, suite_path, time.time(), "running", _dumps(versions)),
+            )
+        return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, status: str, summary: dict) -> None:
+        with self.conn:
+            self.conn.execute(
+                "UPDATE runs SET finished=?, status=?, summary=? WHERE run_id=?",
+                (time.time(), status, _dumps(summary), run_id),
+            )
+
+    def runs(self) -> list[dict]:
+        rows = self.conn.execute(
+            "SELECT run_id, suite, suite_digest, started, finished, status, versions, summary FROM runs ORDER BY run_id"
+        ).fetchall()
+        keys = ("run_id", "suite", "suite_digest", "started", "finished", "status", "versions", "summary")
+        out = []
+        for r in rows:
+            d = dict(zip(keys, r))
+            d["versions"] = json.loads(d["versions"])
+            d["summary"] = json.loads(d["summary"]) if d["summary"] else None
+            out.append(d)
+        return out
+
+    # --- clean recognition and calibration -------------------------------
+    def get_clean(self, model_key: str, corpus_digest: str, utterance: str) -> dict | None:
+        row = self.conn.execute(
+            "SELECT hypothesis, correct, all_correct FROM clean WHERE model_key=? AND corpus_digest=? AND utterance=?",
+            (model_key, corpus_digest, utterance),
+        ).fetchone()
+        if row is None:
+            return None
+        return {"hypothesis": json.loads(row[0]), "correct": json.loads(row[1]), "all_correct": bool(row[2])}
+
+    def put_clean(self, model_key: str, corpus_digest: str, utterance: str, hypothesis: list[str],
+                  correct: list[bool]) -> None:
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO clean VALUES (?,?,?,?,?,?)",
+                (model_key, corpus_digest, utterance, _dumps(hypothesis), _dumps(correct), int(all(correct))),
+            )
+
+    def get_calibration(self, model_key: str, corpus_digest: str, fill: str, settings: dict) -> dict | None:
+        row = self.conn.execute(
+            "SELECT level_db, details FROM calibration WHERE model_key=? AND corpus_digest=? AND fill=? AND settings=?",
+            (model_key, corpus_digest, fill, _dumps(settings)),
+        ).fetchone()
+        return None if row is None else {"level_db": row[0], **json.loads(row[1])}
+
+    def put_calibration(self, model_key: str, corpus_digest: str, fill: str, settings: dict, level_db: float,
+                        details: dict) -> None:
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO calibration VALUES (?,?,?,?,?,?)",
+                (model_key, corpus_digest, fill, _dumps(settings), level_db, _dumps(details)),
+            )
+
+    # --- cells ------------------------------------------------------------
+    def has_cell(self, key: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM cells WHERE key=?", (key,)).fetchone() is not None
+
+    def finished_keys(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT key FROM cells")}
+
+    def put_cell(self, row: CellRow) -> None:
+        """Write one finished cell atomically (all of it, or nothing)."""
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO cells VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    row.key, row.board, row.suite, row.suite_digest, row.corpus, row.corpus_digest,
+                    row.model, row.method, row.fill, row.utterance, row.target, row.seed, row.status,
+                    row.reason, None if row.result is None else _dumps(row.result),
+                    None if row.raw is None else _dumps(row.raw), _dumps(row.params), _dumps(row.versions),
+                    row.seconds, time.time(),
+                ),
+            )
+
+    def cells(self, board: str | None = None, status: str | None = None) -> Iterator[CellRow]:
+        sql = ("SELECT key, board, suite, suite_digest, corpus, corpus_digest, model, method, fill, utterance,"
+               " target, seed, status, reason, result, raw, params, versions, seconds FROM cells")
+        cond, args = [], []
+        if board:
+            cond.append("board=?")
+            args.append(board)
+        if status:
+            cond.append("status=?")
+            args.append(status)
+        if cond:
+            sql += " WHERE " + " AND ".join(cond)
+        sql += " ORDER BY suite, model, method, fill, utterance, target, seed"
+        for r in self.conn.execute(sql, args):
+            yield CellRow(
+                *r[:14],
+                result=json.loads(r[14]) if r[14] else None,
+                raw=json.loads(r[15]) if r[15] else None,
+                params=json.loads(r[16]),
+                versions=json.loads(r[17]),
+                seconds=r[18],
+            )
+
+    def count_cells(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM cells").fetchone()[0])

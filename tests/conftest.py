@@ -1,0 +1,43 @@
+"""Shared fixtures.
+
+`fake_distribution` writes a real installed-distribution layout (a
+*.dist-info folder with METADATA and entry_points.txt, plus the module) into
+a folder put on sys.path, so plugin-manager tests exercise the genuine
+importlib.metadata entry-point path rather than a mock of it.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ssbm_bench.plugins import reset_registry
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def fake_distribution(tmp_path, monkeypatch):
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    created_modules: list[str] = []
+
+    def make(dist: str, modules: dict[str, str], entry_points: dict[str, str], version: str = "1.0"):
+        info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+        lines = ["[ssbm_bench]"] + [f"{k} = {v}" for k, v in entry_points.items()]
+        (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+        for mod, src in modules.items():
+            (root / f"{mod}.py").write_text(textwrap.dedent(src))
+            created_modules.append(mod)
+        return info
+
+    yield make
+    for mod in created_modules:
+        sys.modules.pop(mod, None)
+    reset_registry()
