@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .harness.store import CellRow, ResultStore
-from .metrics.ssbm import CellOutcome, best_threshold, ssbm_curve
+from .metrics.ssbm import DENOMINATOR_FLOOR, CellOutcome, best_threshold, ssbm_curve
 
 BOOTSTRAP_SAMPLES = 2000
 CONFIDENCE = 0.95
@@ -55,10 +55,14 @@ class LeaderboardRow:
         return d
 
 
-def _outcome(entry: dict) -> CellOutcome:
+def _outcome(entry: dict, floor: float = DENOMINATOR_FLOOR) -> CellOutcome:
     lerf, morf = entry["lerf"], entry["morf"]
     return CellOutcome(threshold=entry["threshold"], a_w_lerf=lerf["a_w"], a_o_lerf=lerf["a_o"], e_lerf=lerf["e"],
-                       a_w_morf=morf["a_w"], a_o_morf=morf["a_o"], e_morf=morf["e"])
+                       a_w_morf=morf["a_w"], a_o_morf=morf["a_o"], e_morf=morf["e"], floor=floor)
+
+
+def _floor(cell: CellRow) -> float:
+    return float(cell.params.get("denominator_floor", DENOMINATOR_FLOOR))
 
 
 def bootstrap_best_ssbm(per_word: np.ndarray, utterance_of_word: list[str], samples: int = BOOTSTRAP_SAMPLES,
@@ -100,13 +104,15 @@ def ssbm_rows(cells: list[CellRow]) -> list[LeaderboardRow]:
                                        float("nan"), float("nan"), float("nan"), float("nan"), float("nan"),
                                        0, 0, 0, skipped, errors, None, versions=versions))
             continue
-        outcomes = [(c.key, _outcome(e)) for c in ok for e in c.raw["thresholds"]]
+        outcomes = [(c.key, _outcome(e, _floor(c))) for c in ok for e in c.raw["thresholds"]]
         curve = ssbm_curve(outcomes)
         best = best_threshold(curve)
         thresholds = [s.threshold for s in curve]
-        per_word = np.array([[_outcome(e).ssbm for e in sorted(c.raw["thresholds"], key=lambda e: e["threshold"])]
-                             for c in ok if len(c.raw["thresholds"]) == len(thresholds)])
-        lo, hi = bootstrap_best_ssbm(per_word, [c.utterance for c in ok if len(c.raw["thresholds"]) == len(thresholds)])
+        # words x thresholds; every cell of a group shares the suite's threshold grid
+        complete = [c for c in ok if len(c.raw["thresholds"]) == len(thresholds)]
+        per_word = np.array([[_outcome(e, _floor(c)).ssbm
+                              for e in sorted(c.raw["thresholds"], key=lambda e: e["threshold"])] for c in complete])
+        lo, hi = bootstrap_best_ssbm(per_word, [c.utterance for c in complete])
         rows.append(LeaderboardRow(
             "ssbm", suite, sdig, corpus, cdig, model, method, fill, score=float(best.ssbm), ci_low=lo, ci_high=hi,
             best_threshold=float(best.threshold), delta_lerf=float(best.delta_lerf),

@@ -109,7 +109,7 @@ def calibrate_noise(model: SpeechModel, mkey: str, fill, fill_name: str, utteran
         for u in sample:
             clean = stft(torch.as_tensor(u.waveform, dtype=torch.float32), cfg)
             ones = np.ones(tuple(clean.shape))
-            wave = mixture_waveforms(clean, [ones], fill, len(u.waveform), level,
+            wave = mixture_waveforms(clean, [ones], fill, u.waveform, level,
                                      stable_seed("noise", u.id, 0), cfg)[0]
             hyp = normalise_words(model.transcribe([wave])[0])
             flags = word_correct(u.reference, hyp)

@@ -202,6 +202,8 @@ def _store_result(store: ResultStore, suite: Suite, corpus_digest: str, res: Cel
         utterance=job.utterance, target=job.target.key, seed=job.seed, status=res.status, reason=res.reason,
         result=None, raw=res.raw,
         params={"model": job.model.params, "method": job.method.params, "fill": job.fill.params,
-                "thresholds": list(job.thresholds), "level_db": job.level_db, "cfg": job.cfg.to_dict()},
+                "thresholds": list(job.thresholds), "level_db": job.level_db, "cfg": job.cfg.to_dict(),
+                # a scoring setting, not part of the cell key: changing it re-scores without decoding
+                "denominator_floor": suite.ssbm.denominator_floor},
         versions=versions, seconds=res.seconds,
     ))

@@ -67,13 +67,16 @@ def map_digest(values: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(values, dtype=np.float64).tobytes()).hexdigest()[:16]
 
 
-def mixture_waveforms(clean: torch.Tensor, weights: list[np.ndarray], fill, n_samples: int, level_db: float,
+def mixture_waveforms(clean: torch.Tensor, weights: list[np.ndarray], fill, waveform: np.ndarray, level_db: float,
                       noise_seed: int, cfg: StftConfig) -> list[np.ndarray]:
     """Apply `fill` under each weight map. Every mixture draws the same noise
     realisation (same seed), so methods and thresholds differ only by mask."""
     out = []
+    n_samples = len(waveform)
+    rms = float(np.sqrt(np.mean(np.square(waveform, dtype=np.float64))))
     for w in weights:
-        ctx = FillContext(rng=np.random.default_rng(noise_seed), cfg=cfg, n_samples=n_samples, level_db=level_db)
+        ctx = FillContext(rng=np.random.default_rng(noise_seed), cfg=cfg, n_samples=n_samples, level_db=level_db,
+                          reference_rms=rms)
         y = fill.apply(clean, w, ctx)
         out.append(istft(y, n_samples, cfg).numpy().astype(np.float32))
     return out
@@ -123,7 +126,7 @@ def run_ssbm_cell(job: SsbmJob, worker_state: dict) -> CellResult:
             masks.append(m)
             energies.append(dropped_energy(m, magnitude))
     noise_seed = stable_seed("noise", job.utterance, job.seed)
-    waves = mixture_waveforms(clean, masks, fill, len(utt.waveform), job.level_db, noise_seed, cfg)
+    waves = mixture_waveforms(clean, masks, fill, utt.waveform, job.level_db, noise_seed, cfg)
     hyps = model.transcribe(waves)
 
     reference = utt.reference
