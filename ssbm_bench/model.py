@@ -1,32 +1,64 @@
 """The model interface, by capability.
 
 A model declares what it can do; the harness and methods ask for what they
-need and skip (with a stored reason) what a model cannot do. Only
-`transcribe` is needed for SSBM; later capabilities (gradients, teacher
-forcing, alignment) are added by the models that have them.
+need and skip (with a stored reason) what a model cannot do.
+
+* ``transcribe``: waveforms -> word lists (ASR), batched.
+* ``classify``: waveforms -> class probabilities (classifiers), batched.
+* ``differentiable``: a torch forward from a waveform tensor to a scalar
+  score for a target: for ASR the sum of the log-probabilities of the target
+  word's tokens under teacher forcing against the model's own clean
+  transcript (:meth:`SpeechModel.forced_transcript`); for a classifier the
+  class logit. Attribution over the STFT goes through the differentiable
+  ISTFT front end in :mod:`ssbm_bench.frontend`.
+* ``score_tokens``: teacher-forced per-token correctness against a given
+  transcript (the SalASR poster's token success rate).
+* ``align``: force-align known words to audio, giving word times.
 """
 
 from __future__ import annotations
 
 from abc import ABC
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Sequence
 
 import numpy as np
 
 from .errors import CapabilityMissing
-from .types import Word
+from .types import Target, Word
 
 
 class Capability(str, Enum):
-    TRANSCRIBE = "transcribe"          # waveforms -> word lists (ASR)
-    CLASSIFY = "classify"              # waveforms -> class probabilities
-    DIFFERENTIABLE = "differentiable"  # torch forward to a scalar target score
-    SCORE_TOKENS = "score_tokens"      # teacher-forced per-token correctness
-    ALIGN = "align"                    # force-align known words to audio
+    TRANSCRIBE = "transcribe"
+    CLASSIFY = "classify"
+    DIFFERENTIABLE = "differentiable"
+    SCORE_TOKENS = "score_tokens"
+    ALIGN = "align"
 
     def __str__(self) -> str:
         return self.value
+
+
+@dataclass(frozen=True)
+class ForcedTranscript:
+    """What teacher forcing scores against: the model's own clean output.
+
+    `token_ids` are the transcript tokens after the model's prompt;
+    `word_of_token[i]` is the index of the (normalised) word that token i
+    belongs to, or None for punctuation / special tokens; `words` are the
+    normalised words, so `word_of_token` indexes them.
+    """
+
+    text: str
+    token_ids: tuple[int, ...]
+    word_of_token: tuple[int | None, ...]
+    words: tuple[str, ...]
+    prompt_ids: tuple[int, ...] = ()
+    meta: dict = field(default_factory=dict, compare=False)
+
+    def tokens_of_word(self, index: int) -> list[int]:
+        return [i for i, w in enumerate(self.word_of_token) if w == index]
 
 
 class SpeechModel(ABC):
@@ -36,8 +68,11 @@ class SpeechModel(ABC):
     version: str = "0"
     sample_rate: int = 16000
     capabilities: frozenset[Capability] = frozenset()
-    #: longest input in seconds the model accepts, None for no limit
+    #: longest input in seconds the model accepts, None for no limit;
+    #: longer input is refused with an InputError that says so
     max_duration: float | None = None
+    #: class names, for classifiers
+    labels: tuple[str, ...] = ()
 
     def has(self, capability: Capability | str) -> bool:
         return Capability(capability) in self.capabilities
@@ -49,16 +84,72 @@ class SpeechModel(ABC):
                 f"{for_what} needs capability {Capability(capability)} but model {self.name!r} has only: {have}"
             )
 
+    # --- transcribe / classify -------------------------------------------
     def transcribe(self, waveforms: Sequence[np.ndarray]) -> list[list[str]]:
         """Recognise each waveform; return raw word lists (normalised by the caller)."""
         raise CapabilityMissing(f"model {self.name!r} cannot transcribe")
 
     def classify(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        """Class probabilities, shape (batch, len(self.labels))."""
         raise CapabilityMissing(f"model {self.name!r} cannot classify")
 
+    # --- differentiable ---------------------------------------------------
+    def forced_transcript(self, waveform: np.ndarray) -> ForcedTranscript:
+        """The model's own greedy transcript of the clean waveform, tokenised
+        and mapped to words, for teacher forcing (ASR models)."""
+        raise CapabilityMissing(f"model {self.name!r} has no teacher-forced transcript")
+
+    def token_log_probs(self, waveform, transcript: ForcedTranscript):
+        """Per-token log-probabilities (torch, shape (len(token_ids),)) of
+        `transcript` under teacher forcing, differentiable w.r.t. `waveform`
+        (a 1-D float torch tensor at `sample_rate`)."""
+        raise CapabilityMissing(f"model {self.name!r} is not differentiable")
+
+    def class_logits(self, waveform):
+        """Class logits (torch, shape (len(self.labels),)), differentiable
+        w.r.t. `waveform` (a 1-D float torch tensor)."""
+        raise CapabilityMissing(f"model {self.name!r} is not a differentiable classifier")
+
+    def target_score(self, waveform, target: Target, transcript: ForcedTranscript | None = None):
+        """Scalar torch score for `target`: the sum of the log-probabilities
+        of the target word's tokens (kind "word"; index into
+        `transcript.words`, all tokens for index -1), or a class logit."""
+        self.require(Capability.DIFFERENTIABLE, "a gradient of the target score")
+        if target.kind == "class":
+            return self.class_logits(waveform)[target.index]
+        if transcript is None:
+            raise CapabilityMissing(f"model {self.name!r}: a word target needs the forced transcript")
+        lp = self.token_log_probs(waveform, transcript)
+        if target.index == -1:
+            return lp.sum()
+        idx = transcript.tokens_of_word(target.index)
+        if not idx:
+            from .errors import InputError
+
+            raise InputError(f"model {self.name!r}: word {target.index} ({target.label!r}) has no tokens in the "
+                             f"transcript {transcript.text!r}")
+        return lp[idx].sum()
+
+    # --- teacher-forced token success ------------------------------------
+    def score_tokens(self, waveforms: Sequence[np.ndarray], transcript: ForcedTranscript) -> list[np.ndarray]:
+        """For each waveform, one bool per transcript token: does the
+        teacher-forced argmax equal that token?"""
+        raise CapabilityMissing(f"model {self.name!r} cannot score tokens under teacher forcing")
+
+    # --- alignment --------------------------------------------------------
     def align(self, waveform: np.ndarray, words: Sequence[str]) -> list[Word]:
         raise CapabilityMissing(f"model {self.name!r} cannot force-align")
 
     def describe(self) -> dict:
         """Identity of the model as stored with every result (name, version, settings)."""
         return {"name": self.name, "version": self.version}
+
+    def check_duration(self, waveform: np.ndarray, what: str = "input") -> None:
+        """Refuse audio longer than the model accepts, saying so."""
+        if self.max_duration is not None:
+            dur = len(waveform) / float(self.sample_rate)
+            if dur > self.max_duration + 1e-9:
+                from .errors import InputError
+
+                raise InputError(f"model {self.name!r}: {what} is {dur:.2f} s long; it accepts at most "
+                                 f"{self.max_duration:g} s (split the audio, or use a corpus of shorter utterances)")
