@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .artifacts import Artifacts
 from .audio import StftConfig
 from .fill import Fill
 from .model import Capability, SpeechModel
@@ -31,6 +32,12 @@ class ExplainRequest:
     #: clean complex STFT magnitude, computed once by the harness
     clean_magnitude: np.ndarray | None = None
     params: dict = field(default_factory=dict)
+    #: the model's calibrated noise level (dB re. speech RMS) at which fully
+    #: masked speech is unrecognisable; perturbation methods may use it
+    noise_level_db: float | None = None
+    #: a key-value cache for target-independent work (see ssbm_bench.artifacts);
+    #: None when the caller keeps nothing
+    artifacts: Artifacts | None = None
 
 
 class SaliencyMethod(ABC):

@@ -114,6 +114,7 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
 
     with ResultStore(db_path) as store:
         run_id = store.start_run(suite.name, suite.digest, suite.path, versions)
+        cache.artifacts = store
         finished = store.finished_keys()
         jobs: list[SsbmJob] = []
         try:

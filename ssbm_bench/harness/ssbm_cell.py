@@ -102,7 +102,8 @@ def run_ssbm_cell(job: SsbmJob, worker_state: dict) -> CellResult:
     clean = stft(torch.as_tensor(utt.waveform, dtype=torch.float32), cfg)
     magnitude = clean.abs().numpy().astype(np.float64)
     request = ExplainRequest(model=model, utterance=utt, target=job.target, cfg=cfg, seed=job.seed,
-                             fill=fill, clean_magnitude=magnitude)
+                             fill=fill, clean_magnitude=magnitude, artifacts=cache.artifacts,
+                             noise_level_db=job.level_db)
     try:
         smap = method.explain(request)
     except CapabilityMissing as exc:

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS cells (
     reason TEXT, result TEXT, raw TEXT, params TEXT NOT NULL, versions TEXT NOT NULL,
     seconds REAL, created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS artifacts (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS cells_board ON cells (board, suite, model, method, fill);
 """
 
@@ -171,6 +172,15 @@ class ResultStore:
                 "INSERT OR REPLACE INTO calibration VALUES (?,?,?,?,?,?)",
                 (model_key, corpus_digest, fill, _dumps(settings), level_db, _dumps(details)),
             )
+
+    # --- artifacts (see ssbm_bench.artifacts) -----------------------------
+    def get(self, key: str) -> Any | None:
+        row = self.conn.execute("SELECT value FROM artifacts WHERE key=?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def put(self, key: str, value: Any) -> None:
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO artifacts VALUES (?,?,?)", (key, _dumps(value), time.time()))
 
     # --- cells ------------------------------------------------------------
     def has_cell(self, key: str) -> bool:

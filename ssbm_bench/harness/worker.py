@@ -24,6 +24,8 @@ class WorkerCache:
         self.registry = registry or get_registry()
         self.instances: dict[str, Any] = {}
         self.utterances: dict[str, dict[str, Utterance]] = {}
+        #: where methods keep target-independent work (the results store, in process)
+        self.artifacts = None
 
     def instance(self, kind: str, ref: PluginRef) -> Any:
         key = ref_key(kind, ref)
