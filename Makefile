@@ -25,7 +25,7 @@ system-packages:
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --upgrade pip "setuptools>=68,<82" wheel
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $@
 

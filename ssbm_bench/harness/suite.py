@@ -41,7 +41,7 @@ class PluginRef:
 
 @dataclass(frozen=True)
 class CalibrationSettings:
-    levels_db: tuple[float, ...] = (-10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 30.0)
+    levels_db: tuple[float, ...] = (-30.0, -25.0, -20.0, -15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0, 30.0)
     max_accuracy: float = 0.1
     utterances: int = 4
 

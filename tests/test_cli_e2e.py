@@ -1,0 +1,111 @@
+"""End to end: the real CLI, a real recogniser (pocketsphinx), real audio.
+
+One small suite runs once per module (two fully recognised synthetic
+utterances, one target word each, two thresholds); the tests read what it
+stored and check resume, formats, and the errors a user would meet.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from e2e_helpers import BIN, cli, leaderboard_json, write_suite
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("e2e")
+    suite = write_suite(d / "tiny.toml", "tiny", ["energy", "random"])
+    db = d / "tiny.sqlite"
+    first = cli("run", str(suite), "--db", str(db), "--no-progress")
+    return suite, db, first
+
+
+def test_run_stores_cells_and_ranks_methods(finished_run):
+    suite, db, first = finished_run
+    assert "4 cells planned, 0 already in" in first.stderr
+    assert "4 computed (0 skipped, 0 errors)" in first.stdout
+    rows = leaderboard_json(db)
+    assert {r["method"] for r in rows} == {"energy", "random"}
+    for r in rows:
+        assert r["board"] == "ssbm" and r["model"] == "pocketsphinx" and r["fill"] == "white-noise"
+        assert r["corpus"] == "synthetic" and r["n"] == 2 and r["suite"] == "tiny"
+        assert r["versions"]["plugins"]["model:pocketsphinx"].startswith("ssbm-bench==")
+        assert r["score"] is not None and r["ci_low"] <= r["score"] <= r["ci_high"]
+        assert r["noise_level_db"] in (0.0, 10.0, 20.0)
+
+
+def test_rerun_resumes_without_recomputing(finished_run):
+    suite, db, _ = finished_run
+    again = cli("run", str(suite), "--db", str(db), "--no-progress")
+    assert "4 found in the store, 0 computed" in again.stdout
+    assert "0 model calls" in again.stdout  # clean transcripts and calibration come from the store too
+
+
+def test_markdown_and_csv(finished_run):
+    _, db, _ = finished_run
+    md = cli("leaderboard", "--db", str(db)).stdout
+    assert "| rank | method | fill | SSBM | 95% CI |" in md and "energy" in md
+    csv_text = cli("leaderboard", "--db", str(db), "--format", "csv").stdout
+    assert csv_text.splitlines()[0].startswith("board,suite,suite_digest,corpus")
+
+
+def test_unknown_plugin_is_named_with_known_ones(tmp_path):
+    suite = write_suite(tmp_path / "bad.toml", "bad", ["enrgy"])
+    proc = cli("run", str(suite), "--db", str(tmp_path / "x.sqlite"), check=False)
+    assert proc.returncode == 2
+    assert "unknown method 'enrgy'" in proc.stderr and "energy" in proc.stderr and "random" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_suite_typo_is_reported_and_store_untouched(finished_run, tmp_path):
+    _, db, _ = finished_run
+    before = sqlite3.connect(db).execute("SELECT COUNT(*) FROM cells").fetchone()[0]
+    bad = tmp_path / "typo.toml"
+    bad.write_text(write_suite(tmp_path / "t.toml", "tiny", ["energy"]).read_text().replace("utterances", "utterance"))
+    proc = cli("run", str(bad), "--db", str(db), check=False)
+    assert proc.returncode == 2 and "unknown key 'utterance'" in proc.stderr
+    assert "did you mean 'utterances'" in proc.stderr
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM cells").fetchone()[0] == before
+
+
+def test_missing_store_is_explained(tmp_path):
+    proc = cli("leaderboard", "--db", str(tmp_path / "none.sqlite"), check=False)
+    assert proc.returncode == 2 and "not found" in proc.stderr
+
+
+def test_kill_mid_run_keeps_finished_cells(tmp_path):
+    """SIGKILL a real run after its first cell lands; the rerun computes only the rest."""
+    suite = write_suite(tmp_path / "kill.toml", "kill", ["random"], limit=3)
+    db = tmp_path / "kill.sqlite"
+    proc = subprocess.Popen([str(BIN), "run", str(suite), "--db", str(db), "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    done_before: dict = {}
+    while time.time() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                done_before = dict(sqlite3.connect(db).execute("SELECT key, created FROM cells").fetchall())
+            except sqlite3.OperationalError:
+                done_before = {}
+            if done_before:
+                break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert done_before, "the run never stored a cell"
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    done_now = dict(conn.execute("SELECT key, created FROM cells").fetchall())
+    conn.close()
+    rerun = cli("run", str(suite), "--db", str(db), "--no-progress")
+    assert f"{len(done_now)} found in the store" in rerun.stdout
+    final = dict(sqlite3.connect(db).execute("SELECT key, created FROM cells").fetchall())
+    assert len(final) == 3
+    for key, created in done_now.items():
+        assert final[key] == created  # finished cells were kept, not recomputed
