@@ -13,8 +13,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from ssbm_bench.plugins import reset_registry
+
+# Property tests check invariants, not speed: a per-example deadline would
+# make them fail on a busy 2-core CI machine for reasons unrelated to the code.
+settings.register_profile("ssbm", deadline=None, derandomize=False)
+settings.load_profile("ssbm")
 
 REPO = Path(__file__).resolve().parent.parent
 
