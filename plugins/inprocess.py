@@ -15,12 +15,11 @@ from ssbm_bench.records import ExecutorPlugin
 class InProcessExecutor(Executor):
     name = "inprocess"
 
-    def __init__(self):
-        self._cache: dict = {}
-
-    def run(self, jobs: Iterable[Any], work: Callable[[Any, dict], Any]) -> Iterator[Any]:
+    def run(self, jobs: Iterable[Any], work: Callable[[Any, dict], Any], local_state: dict | None = None
+            ) -> Iterator[Any]:
+        state = {} if local_state is None else local_state
         for job in jobs:
-            yield work(job, self._cache)
+            yield work(job, state)
 
 
 @hookimpl

@@ -17,8 +17,15 @@ class Executor(ABC):
     name: str = "executor"
 
     @abstractmethod
-    def run(self, jobs: Iterable[Any], work: Callable[[Any, dict], Any]) -> Iterator[Any]:
-        """Yield `work(job, worker_cache)` for every job, as each finishes."""
+    def run(self, jobs: Iterable[Any], work: Callable[[Any, dict], Any], local_state: dict | None = None
+            ) -> Iterator[Any]:
+        """Yield `work(job, worker_state)` for every job, as each finishes.
+
+        `work` is a module-level function (picklable); `worker_state` is a
+        dict that lives as long as the worker. An executor that runs jobs in
+        this process uses `local_state` as that dict, so plugins the caller
+        already loaded are reused; one that runs them elsewhere starts each
+        worker with an empty dict."""
 
     def close(self) -> None:
         """Release workers (no-op for in-process)."""

@@ -30,14 +30,16 @@ name = "pocketsphinx"
 name = "white-noise"
 [ssbm]
 thresholds = {{ magnitude = [-40.0, -20.0], score = [0.1, 0.5], pvalue = [0.01, 0.1] }}
-calibration = {{ levels_db = [0.0, 10.0, 20.0], max_accuracy = 0.1, utterances = 1 }}
+calibration = {{ levels_db = [-20.0, -10.0, 0.0], max_accuracy = 0.1, utterances = 1 }}
+[run]
+executor = "{executor}"
 """
 
 
-def write_suite(path: Path, name: str, methods: list[str], limit: int = 2) -> Path:
+def write_suite(path: Path, name: str, methods: list[str], limit: int = 2, executor: str = "inprocess") -> Path:
     block = "\n".join(f'[[methods]]\nname = "{m}"' for m in methods)
     utterances = "[" + ", ".join(f'"{u}"' for u in RECOGNISED[:limit]) + "]"
-    path.write_text(TINY_SUITE.format(name=name, utterances=utterances, methods=block))
+    path.write_text(TINY_SUITE.format(name=name, utterances=utterances, methods=block, executor=executor))
     return path
 
 

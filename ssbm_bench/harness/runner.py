@@ -50,9 +50,11 @@ class RunSummary:
 
 
 def choose_targets(utt: Utterance, k: int | None) -> list[Target]:
-    """k target words spread evenly over the utterance (all words if k is None)."""
+    """k target words spread evenly over the interior of the utterance (all
+    words if k is None): with k=2 of 8 words, words 2 and 5, so that a short
+    sample is not dominated by sentence-initial articles."""
     n = len(utt.words)
-    idx = range(n) if k is None or k >= n else sorted({int(round(x)) for x in np.linspace(0, n - 1, k)})
+    idx = range(n) if k is None or k >= n else sorted({int(round(x)) for x in np.linspace(0, n - 1, k + 2)[1:-1]})
     ref = utt.reference
     return [Target("word", i, ref[i] if i < len(ref) else utt.words[i].text) for i in idx]
 
@@ -165,14 +167,8 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
 
             executor = registry.create("executor", suite.executor.name, **suite.executor.params)
             bar = _progress(len(todo), f"ssbm {suite.name}", progress and len(todo) > 0)
-
-            def work(job: SsbmJob, worker_state: dict) -> CellResult:
-                # in this process, share the already-loaded plugins with the executor
-                worker_state.setdefault("ssbm_bench", cache)
-                return run_ssbm_cell(job, worker_state)
-
             try:
-                for res in executor.run(todo, work):
+                for res in executor.run(todo, run_ssbm_cell, local_state={"ssbm_bench": cache}):
                     _store_result(store, suite, corpus_digest, res, versions)
                     summary.computed += 1
                     summary.decodes += res.decodes

@@ -10,11 +10,13 @@ r(f, t) between D_j(f, t) and y_j over j, tested two-sided with
 t = r sqrt((J - 2) / (1 - r^2)), df = J - 2.
 
 The point-biserial correlation is Pearson's correlation with a binary
-variable, so it is computed here as
+variable,
 
-    r = sum_j (D_j - mean D)(y_j - mean y) / sqrt(sum_j (D_j - mean D)^2 * sum_j (y_j - mean y)^2),
+    r = sum_j (D_j - mean D)(y_j - mean y) / sqrt(sum_j (D_j - mean D)^2 * sum_j (y_j - mean y)^2)
+      = (M1 - M0) sqrt(n1 n0 / J) / sqrt(sum_j (D_j - mean D)^2),
 
-vectorised over the whole spectrogram. Two entry points give the same
+with M1, M0 the mean audibility over the n1 mixtures with y = 1 and the n0
+with y = 0, vectorised over the whole spectrogram. Two entry points give the same
 numbers:
 
 * :func:`point_biserial` on a (J, F, T) array, processed in blocks of
@@ -99,14 +101,14 @@ def correlation_pvalue(r: np.ndarray, n: int) -> np.ndarray:
     return np.clip(p, 0.0, 1.0)
 
 
-def _finish(comoment: np.ndarray, ss_d: np.ndarray, ss_y: float, constant: np.ndarray, n: int):
-    """r and p from centred sums: co-moment, sum of squares of D, of y; `constant` points get r=0, p=1."""
-    if ss_y <= 0.0:
-        shape = np.shape(comoment)
+def _finish(numerator: np.ndarray, ss_d: np.ndarray, scale: float, constant: np.ndarray, n: int):
+    """r = numerator * scale / sqrt(ss_d) and its p-value; `constant` points (and scale 0) get r = 0, p = 1."""
+    if scale <= 0.0:
+        shape = np.shape(numerator)
         return np.zeros(shape), np.ones(shape)
     bad = constant | ~(ss_d > 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = comoment / np.sqrt(np.where(bad, 1.0, ss_d) * ss_y)
+        r = numerator * scale / np.sqrt(np.where(bad, 1.0, ss_d))
     r = np.where(bad, 0.0, np.clip(r, -1.0, 1.0))
     p = correlation_pvalue(r, n)
     p = np.where(bad, 1.0, p)
@@ -126,12 +128,18 @@ def point_biserial(audibility, outcome, max_block_bytes: int = DEFAULT_MAX_BLOCK
     n, n_f, n_t = d.shape
     y = _check_outcome(outcome, n)
     _min_mixtures(n)
-    yc = y.astype(np.float64) - y.mean()
-    ss_y = float(yc @ yc)
+    n1 = int(y.sum())
+    n0 = n - n1
     r = np.zeros((n_f, n_t))
     p = np.ones((n_f, n_t))
-    if ss_y <= 0.0 or n_f == 0 or n_t == 0:
+    if n1 == 0 or n0 == 0 or n_f == 0 or n_t == 0:
         return r, p
+    # r = (M1 - M0) sqrt(n1 n0 / n) / sqrt(sum_j (D_j - mean D)^2), with M1, M0 the mean
+    # (centred) audibility of the mixtures with y = 1 and y = 0: the same number as the
+    # centred-product formula, and exactly antisymmetric when y is flipped
+    w1 = y / float(n1)
+    w0 = ~y / float(n0)
+    scale = float(np.sqrt(n1 * n0 / n))
     row_bytes = max(1, n * n_t * 8 * 2)  # a block and its centred copy
     rows = max(1, int(max_block_bytes) // row_bytes)
     for f0 in range(0, n_f, rows):
@@ -140,9 +148,9 @@ def point_biserial(audibility, outcome, max_block_bytes: int = DEFAULT_MAX_BLOCK
             raise InputError("point-biserial: audibility contains NaN or infinite values")
         constant = block.max(axis=0) == block.min(axis=0)
         block -= block.mean(axis=0)
-        comoment = np.tensordot(yc, block, axes=(0, 0))
+        diff = np.tensordot(w1, block, axes=(0, 0)) - np.tensordot(w0, block, axes=(0, 0))
         ss_d = np.einsum("jft,jft->ft", block, block)
-        r[f0:f0 + rows], p[f0:f0 + rows] = _finish(comoment, ss_d, ss_y, constant, n)
+        r[f0:f0 + rows], p[f0:f0 + rows] = _finish(diff, ss_d, scale, constant, n)
     return r, p
 
 
@@ -225,4 +233,6 @@ class PointBiserialSums:
             raise InputError(f"point-biserial: outcome {k} is outside 0..{self.n_outcomes - 1}")
         _min_mixtures(self.n)
         constant = self.max_d == self.min_d
-        return _finish(self.comoment[int(k)], self.ss_d, float(self.ss_y[int(k)]), constant, self.n)
+        ss_y = float(self.ss_y[int(k)])
+        scale = 1.0 / np.sqrt(ss_y) if ss_y > 0 else 0.0
+        return _finish(self.comoment[int(k)], self.ss_d, scale, constant, self.n)
