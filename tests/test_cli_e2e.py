@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from e2e_helpers import BIN, cli, leaderboard_json, write_suite
+from e2e_helpers import BIN, WHISPER_RECOGNISED, cli, leaderboard_json, write_suite
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +130,23 @@ def test_process_pool_gives_the_same_results(finished_run, tmp_path):
     pooled_db = tmp_path / "pooled.sqlite"
     cli("run", str(pooled_suite), "--db", str(pooled_db), "--no-progress")
     assert stored_raw(pooled_db) == stored_raw(db)
+
+
+def test_whisper_runs_through_the_harness(tmp_path):
+    """The quick suite's second recogniser, end to end: Whisper tiny.en
+    (CTranslate2 decoding) calibrates its own, much louder, noise level and
+    scores energy on a real utterance."""
+    suite = write_suite(tmp_path / "whisper.toml", "whisper-tiny", ["energy"], limit=1, model="whisper-tiny-en",
+                        utterances=WHISPER_RECOGNISED, levels_db=(0.0, 10.0, 20.0))
+    db = tmp_path / "whisper.sqlite"
+    run = cli("run", str(suite), "--db", str(db), "--no-progress")
+    assert "2 cells planned" not in run.stderr and "1 computed (0 skipped, 0 errors)" in run.stdout
+    assert "[whisper-tiny-en] 1 of 1 scanned utterances recognised fully" in run.stderr
+    (row,) = leaderboard_json(db)
+    assert row["model"] == "whisper-tiny-en" and row["method"] == "energy" and row["n"] == 1
+    # Whisper shrugs off noise that silences pocketsphinx (-20 dB there)
+    assert row["noise_level_db"] in (0.0, 10.0, 20.0)
+    with sqlite3.connect(db) as con:
+        raw = json.loads(con.execute("select raw from cells").fetchone()[0])
+    lerf = [t["lerf"] for t in raw["thresholds"]]
+    assert all(0.0 <= t["e"] <= 1.0 for t in lerf) and len(lerf) == 2
