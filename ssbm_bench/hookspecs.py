@@ -33,3 +33,8 @@ def register_corpora(register):
 @hookspec
 def register_executors(register):
     """Register executors (where crossed jobs run): ``register(ExecutorPlugin(...))``."""
+
+
+@hookspec
+def register_families(register):
+    """Register seed-family tasks (ISA: one classifier trained with K seeds): ``register(FamilyPlugin(...))``."""

@@ -39,6 +39,7 @@ HOOK_KINDS = {
     "register_fills": "fill",
     "register_corpora": "corpus",
     "register_executors": "executor",
+    "register_families": "family",
 }
 
 

@@ -55,11 +55,26 @@ class ExecutorPlugin:
     kind: str = field(default="executor", init=False)
 
 
-PluginRecord = ModelPlugin | MethodPlugin | FillPlugin | CorpusPlugin | ExecutorPlugin
+@dataclass(frozen=True)
+class FamilyPlugin:
+    """A seed-family task: ``factory(seeds, log)`` trains (or loads from its
+    cache) one classifier per seed and returns the family, whose
+    ``to_dict()`` names the member directories and their agreement."""
+
+    name: str
+    factory: Callable[..., Any]
+    description: str
+    #: "word-based" or "acoustic" (the ISA paper's contrast)
+    task_kind: str = ""
+    kind: str = field(default="family", init=False)
+
+
+PluginRecord = ModelPlugin | MethodPlugin | FillPlugin | CorpusPlugin | ExecutorPlugin | FamilyPlugin
 KIND_OF_RECORD = {
     "model": ModelPlugin,
     "method": MethodPlugin,
     "fill": FillPlugin,
     "corpus": CorpusPlugin,
     "executor": ExecutorPlugin,
+    "family": FamilyPlugin,
 }
