@@ -134,8 +134,11 @@ def test_perfect_agreement_and_error_subset():
 
 
 # --- stability -----------------------------------------------------------------------
-def test_top_components_by_magnitude():
+def test_top_components_by_magnitude_or_sign():
     assert top_components([0.1, -5.0, 2.0, 0.0, 3.0]) == {1, 2, 4}
+    assert top_components([0.1, -5.0, 2.0, 0.0, 3.0], positive=True) == {0, 2, 4}
+    # ground truth counts supporting components only: -5 is influential but against the prediction
+    assert ground_truth_match([0.1, -5.0, 2.0, 0.0, 3.0], [1, 2, 4]) == 2
 
 
 def test_unique_components_hand_worked():

@@ -12,8 +12,12 @@ SoundLIME explains with the top-3 of N_c interpretable components.
   temporal segments); a fill is scored by how often its top-3 is exactly the
   speech segments ("full match") and how often at least two of three are.
 
-Top-k takes the k largest weights by magnitude (SoundLIME ranks components
-by the magnitude of their linear-model weight); ties go to the lower index.
+Top-k takes the k largest weights by magnitude (SoundLIME's top-3 are the
+components "positively or negatively influencing" the prediction) for U_n
+and N_ce; for the ground-truth test, where the question is which components
+*support* the prediction, ``positive=True`` ranks the signed weights (the
+paper: "the top-2 super-samples positively influencing the prediction").
+Ties go to the lower index.
 """
 
 from __future__ import annotations
@@ -27,14 +31,14 @@ from ..errors import InputError
 TOP = 3
 
 
-def top_components(weights: Sequence[float], k: int = TOP) -> frozenset[int]:
-    """Indices of the k largest |weights| (ties: lower index first)."""
+def top_components(weights: Sequence[float], k: int = TOP, positive: bool = False) -> frozenset[int]:
+    """Indices of the k largest |weights|, or largest weights if `positive` (ties: lower index first)."""
     w = np.asarray(weights, dtype=np.float64).ravel()
     if not np.all(np.isfinite(w)):
         raise InputError("component weights hold NaN or infinity: expected finite values")
     if w.size < k:
         raise InputError(f"top-{k} of {w.size} components: expected at least {k}")
-    order = np.lexsort((np.arange(w.size), -np.abs(w)))
+    order = np.lexsort((np.arange(w.size), -(w if positive else np.abs(w))))
     return frozenset(int(i) for i in order[:k])
 
 
@@ -53,12 +57,12 @@ def shared_with_reference(reference: Sequence[float], other: Sequence[float], k:
     return len(top_components(reference, k) & top_components(other, k))
 
 
-def ground_truth_match(weights: Sequence[float], speech: Iterable[int], k: int = TOP) -> int:
-    """How many of the top-k components are speech components (0..k)."""
+def ground_truth_match(weights: Sequence[float], speech: Iterable[int], k: int = TOP, positive: bool = True) -> int:
+    """How many of the top-k (by default: most positive) components are speech components (0..k)."""
     truth = frozenset(int(s) for s in speech)
     if len(truth) != k:
         raise InputError(f"the ground truth must name exactly {k} speech components, got {sorted(truth)}")
-    return len(top_components(weights, k) & truth)
+    return len(top_components(weights, k, positive) & truth)
 
 
 def ground_truth_rates(matches: Sequence[int], k: int = TOP) -> dict:
