@@ -19,7 +19,8 @@ class UnknownPluginError(SsbmBenchError, KeyError):
     def __init__(self, kind: str, name: str, known: list[str]):
         self.kind, self.name, self.known = kind, name, sorted(known)
         listing = ", ".join(self.known) if self.known else "(none registered)"
-        super().__init__(f"unknown {kind} {name!r}; known {kind}s: {listing}")
+        plural = {"corpus": "corpora", "family": "families"}.get(kind, f"{kind}s")
+        super().__init__(f"unknown {kind} {name!r}; known {plural}: {listing}")
 
     def __str__(self) -> str:  # KeyError would quote the whole message
         return self.args[0]
