@@ -5,9 +5,10 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 DB ?= results/quick.sqlite
-DEB_PACKAGES := flite festival festvox-kallpc16k festvox-us-slt-hts pocketsphinx-testdata sox libsndfile1
+# chromium: the published leaderboard page is tested in headless Chromium (tests/test_publish.py)
+DEB_PACKAGES := flite festival festvox-kallpc16k festvox-us-slt-hts pocketsphinx-testdata sox libsndfile1 chromium
 
-.PHONY: setup system-packages demo test test-slow leaderboard corpus clean-results
+.PHONY: setup system-packages demo explain test test-slow leaderboard corpus clean-results
 
 setup: system-packages $(VENV)/.installed
 
@@ -26,12 +27,26 @@ system-packages:
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip "setuptools>=68,<82" wheel
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,ray]'
 	@touch $@
 
 demo: setup
 	$(BIN)/ssbm-bench run leaderboards/suites/quick.toml --db $(DB)
-	$(BIN)/ssbm-bench leaderboard --db $(DB) --format markdown
+	$(BIN)/ssbm-bench leaderboard --db $(DB) --format markdown --figures results/figures
+	$(BIN)/ssbm-bench leaderboard --db $(DB) --format markdown --board isa --figures results/figures
+	$(BIN)/ssbm-bench leaderboard --db $(DB) --format markdown --board stability
+
+# One word's map, masks and noisy mixtures as a PNG (+ WAVs) under results/explain/;
+# reuses the demo's store (noise level, best threshold) when it exists.
+# Override e.g. `make explain METHOD=bubble PARAMS="--param n_mixtures=50"`.
+UTT ?= rms_h02_01
+WORD ?= when
+MODEL ?= pocketsphinx
+METHOD ?= energy
+PARAMS ?=
+explain: setup
+	$(BIN)/ssbm-bench explain --utterance $(UTT) --word $(WORD) --model $(MODEL) --method $(METHOD) $(PARAMS) \
+	  $(if $(wildcard $(DB)),--db $(DB),) --wav results/explain/wav
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -348,6 +348,33 @@ class BubbleMethod(SaliencyMethod):
                                                         "reused")}
         return SaliencyMap(values=r, pvalues=p, kind="pvalue", space="stft", params=params)
 
+    def mixtures_for(self, request: ExplainRequest, smap: SaliencyMap, indices) -> list[dict]:
+        """The analysis mixtures behind `smap` (the map ``explain(request)`` returned), for viewing and
+        listening (``ssbm-bench explain``): for each index j, ``waveform`` (float32), ``audibility``
+        D_j(f, t) and, from the stored recognition results (nothing is decoded), ``hypothesis`` (normalised
+        words) and ``recognised`` (whether the target word was recognised in it)."""
+        p = smap.params
+        if "artifact" not in p or "bubbles_per_second" not in p:
+            raise InputError("bubble: this map was not made by the bubble method (no mixture parameters)")
+        utt = request.utterance
+        settings = BubbleSettings(p["bubbles_per_second"], self.settings.width_erb, self.settings.duration_s,
+                                  self.settings.depth_db)
+        mixer = BubbleMixer(utt.waveform, request.cfg, settings, float(p["noise_level_db"]),
+                            [int(request.seed) % 2**64, stable_hash(utt.id)])
+        record = self._get(request, p["artifact"])
+        hyps = [h.split() for h in record["hypotheses"]] if record is not None else None
+        out = []
+        for j in indices:
+            if not 0 <= int(j) < self.n_mixtures:
+                raise InputError(f"bubble: mixture {j} is outside the {self.n_mixtures} analysis mixtures")
+            wave, aud = mixer.mixture(int(j))
+            item = {"index": int(j), "waveform": wave, "audibility": aud, "hypothesis": None, "recognised": None}
+            if hyps is not None:
+                item["hypothesis"] = hyps[int(j)]
+                item["recognised"] = bool(word_correct(utt.reference, hyps[int(j)])[request.target.index])
+            out.append(item)
+        return out
+
     def _statistics(self, key: str, mixer: BubbleMixer, reference: list[str], hyps: list[list[str]]):
         """Sufficient statistics for every word of the utterance, regenerating the audibility maps."""
         if key in self._stats:

@@ -92,6 +92,7 @@ class EnergyMethod(SaliencyMethod):
     version = "1"
     map_kind = "magnitude"
     requires = frozenset()
+    target_kinds = frozenset({"word"})
 
     def __init__(self, preemphasis: float = PREEMPHASIS, n_mels: int = N_MELS):
         if not 0.0 <= float(preemphasis) < 1.0:

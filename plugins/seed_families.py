@@ -61,6 +61,8 @@ class TaskData:
     label: str  # the label field that is the class
     corpus: str
     corpus_digest: str
+    #: parameters of the corpus plugin under which the test ids are found
+    corpus_params: dict = field(default_factory=dict)
 
     def labels(self, utts) -> list[str]:
         return [u.labels[self.label] for u in utts]
@@ -72,7 +74,7 @@ def _commands(slot: str) -> Callable[[], TaskData]:
 
         train, test = CommandsCorpus(split="train"), CommandsCorpus(split="test")
         return TaskData(f"commands-{slot}", "word-based", list(train.utterances()), list(test.utterances()),
-                        slot, "commands", CommandsCorpus().digest())
+                        slot, "commands", CommandsCorpus().digest(), {"split": "test"})
     return load
 
 
@@ -127,6 +129,8 @@ class Family:
     test_ids: list[str]
     test_labels: list[str]
     predictions: dict[str, list[str]]
+    corpus: str = ""
+    corpus_params: dict = field(default_factory=dict)
     trained: list[str] = field(default_factory=list)  # members trained now (the rest came from the cache)
     seconds: float = 0.0
 
@@ -137,7 +141,8 @@ class Family:
 
     def to_dict(self) -> dict:
         return {"task": self.task, "kind": self.kind, "members": {k: str(v) for k, v in self.members.items()},
-                "test_ids": self.test_ids, "trained_now": self.trained, "seconds": round(self.seconds, 2),
+                "test_ids": self.test_ids, "test_labels": self.test_labels, "corpus": self.corpus,
+                "corpus_params": self.corpus_params, "trained_now": self.trained, "seconds": round(self.seconds, 2),
                 "agreement": self.agreement(),
                 "shared_starting_point": "none: the recipe has no pretrained part; its Fbank front end has "
                                          "no parameters"}
@@ -181,7 +186,7 @@ def train_family(task_name: str, seeds: int | Sequence[int], log: Callable[[str]
         members[f"seed-{seed}"] = out
     predictions = {name: predict(path, [u.waveform for u in task.test]) for name, path in members.items()}
     return Family(task.name, task.kind, members, [u.id for u in task.test], task.labels(task.test), predictions,
-                  trained, time.perf_counter() - t0)
+                  task.corpus, dict(task.corpus_params), trained, time.perf_counter() - t0)
 
 
 def predict(directory: Path, waveforms: Sequence[np.ndarray]) -> list[str]:

@@ -3,7 +3,10 @@
     ssbm-bench plugins [--json]
     ssbm-bench corpus list | corpus build NAME [--out DIR]
     ssbm-bench run SUITE [--db PATH]
-    ssbm-bench leaderboard --db PATH [--format markdown|csv|json] [--out FILE]
+    ssbm-bench leaderboard --db PATH [--format markdown|csv|json] [--out FILE] [--figures DIR]
+    ssbm-bench leaderboard add FILE [--verify K] | leaderboard publish [--out DIR]   (community_cli.py)
+    ssbm-bench submit --db PATH --out FILE.json                                      (community_cli.py)
+    ssbm-bench explain --utterance ID --word W --model NAME --method NAME [...] [--out PNG] [--wav DIR]
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def cmd_plugins(args) -> int:
         print(json.dumps(out, indent=2))
         return 0
     titles = {"model": "models", "method": "saliency methods", "fill": "fills", "corpus": "corpora",
-              "executor": "executors"}
+              "executor": "executors", "family": "seed families"}
     for kind, title in titles.items():
         entries = reg.by_kind.get(kind, {})
         print(f"{title}:")
@@ -126,6 +129,84 @@ def cmd_leaderboard(args) -> int:
         print(f"wrote {args.out}")
     else:
         sys.stdout.write(text)
+    if args.figures:
+        from .figures import write_isa_figures, write_store_figures
+
+        paths = (write_isa_figures(args.db, args.figures, args.suite) if args.board == "isa"
+                 else write_store_figures(args.db, args.figures, args.suite))
+        print(f"wrote {len(paths)} figure(s) to {args.figures}", file=sys.stderr if not args.out else sys.stdout)
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from .explain import SHORT, explain_word, find_utterance, find_word, parse_params, render, slug_of, write_wavs
+    from .audio import StftConfig
+    from .harness.store import ResultStore
+    from .harness.suite import PluginRef
+    from .harness.worker import WorkerCache
+    from .plugins import get_registry
+
+    reg = get_registry()
+    given = (("corpus", args.corpus, args.corpus_param), ("model", args.model, args.model_param),
+             ("method", args.method, args.param), ("fill", args.fill, args.fill_param))
+    refs = {kind: PluginRef(name, parse_params(items, f"--{kind}-param" if kind != "method" else "--param"))
+            for kind, name, items in given}
+    for kind, ref in refs.items():
+        reg.get(kind, ref.name)  # unknown names fail here, naming the known ones, before any work
+    if args.db and not Path(args.db).is_file():
+        raise SsbmBenchError(f"results store {args.db}: not found")
+    if args.mixtures < 0:
+        raise SsbmBenchError(f"--mixtures must be >= 0, got {args.mixtures}")
+    # plugins are built the harness's way (a fill that needs corpus statistics gets them from the store)
+    store = ResultStore(args.db if args.db else ":memory:")
+    try:
+        cache = WorkerCache(reg)
+        cache.artifacts = store
+        corpus = cache.instance("corpus", refs["corpus"])
+        utt = find_utterance(corpus, refs["corpus"].label, args.utterance)
+        target = find_word(utt, args.word)
+        model = cache.instance("model", refs["model"])
+        method = cache.instance("method", refs["method"])
+        fill = cache.fill(refs["fill"], refs["corpus"], StftConfig())
+        ex = explain_word(model, refs["model"], method, refs["method"], fill, refs["fill"], utt, target,
+                          corpus.digest(), threshold=args.threshold, level_db=args.level_db, store=store,
+                          use_stored=bool(args.db), seed=args.seed, n_mixtures=args.mixtures)
+    finally:
+        store.close()
+    out = Path(args.out or f"results/explain/{slug_of(refs['model'].label, refs['method'].label, utt.id, target)}.png")
+    render(ex, out)
+    print(f"{ex.method} on {ex.model}, {utt.id} word {target.index} {target.label!r}: {ex.smap.kind} map, "
+          f"threshold {ex.threshold:g} ({ex.threshold_source}), noise {ex.level_db:+g} dB ({ex.level_source})")
+    for d, r in ex.directions.items():
+        print(f"  {SHORT[d]}: drops e = {r.energy:.3f} of the speech energy; heard {' '.join(r.hypothesis)!r}; "
+              f"a_w = {r.a_w:g}, a_o = {r.a_o:.2f}")
+    print(f"wrote {out}")
+    if args.wav:
+        paths = write_wavs(ex, args.wav)
+        print(f"wrote {len(paths)} WAV file(s) to {args.wav}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .plugins import get_registry
+
+    reg = get_registry()
+    rec = reg.get("family", args.family).record
+    training = {"epochs": args.epochs} if args.epochs else None
+    family = rec.factory(seeds=args.seeds, log=lambda s: print(s, file=sys.stderr), training=training)
+    summary = family.to_dict()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    ag = summary["agreement"]
+    print(f"family {summary['task']} ({summary['kind']}): {len(summary['members'])} seeds "
+          f"({len(summary['trained_now'])} trained now, the rest from the cache), {summary['seconds']:.1f} s")
+    for name, path in summary["members"].items():
+        i = list(summary["members"]).index(name)
+        print(f"  {name:<8} test accuracy {ag['accuracy'][i]:.3f}  {path}")
+    err = "n/a" if ag["error_kappa"] is None else f"{ag['error_kappa']:.3f}"
+    print(f"agreement on {ag['inputs']} test inputs: Fleiss' kappa {ag['kappa']:.3f} overall, {err} on the "
+          f"{ag['inputs_with_an_error']} inputs where any seed erred")
     return 0
 
 
@@ -152,18 +233,81 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--no-progress", action="store_true", help="no progress bar")
     sr.set_defaults(func=cmd_run)
 
-    sl = sub.add_parser("leaderboard", help="rank methods from a results store")
+    sl = sub.add_parser("leaderboard", help="rank methods from a results store (also: leaderboard add FILE, "
+                                            "leaderboard publish; see `ssbm-bench leaderboard add --help`)")
     sl.add_argument("--db", required=True, help="SQLite results store written by `run`")
     sl.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
-    sl.add_argument("--board", choices=("ssbm",), default="ssbm")
+    sl.add_argument("--board", choices=("ssbm", "deletion", "isa", "stability"), default="ssbm",
+                    help="ssbm (faithfulness), deletion (deletion by rank), isa (inter-seed agreement) or "
+                         "stability (explainer seeds and fills)")
     sl.add_argument("--suite", help="only rows of this suite")
     sl.add_argument("--out", help="write to this file instead of standard output")
+    sl.add_argument("--figures", metavar="DIR",
+                    help="also write the SSBM paper's figures as PNG files to DIR, per suite, corpus, model and "
+                         "fill: word accuracy against speech energy obscured, LeRF and MoRF (Fig. 6), and "
+                         "ΔLeRF, ΔMoRF and SSBM against threshold per method (Fig. 7); with --board isa, the "
+                         "ISA paper's box plots per family (per-pair ISA, shuffled baseline dashed)")
     sl.set_defaults(func=cmd_leaderboard)
+
+    se = sub.add_parser(
+        "explain", help="draw one word's importance map, its LeRF/MoRF masks and noisy mixtures (PNG, WAV)",
+        description="Compute one method's map for one word of one utterance with one model, build the SSBM "
+                    "LeRF and MoRF masks at a threshold, decode the noisy mixtures, and write a PNG: the "
+                    "spectrogram with the map over it, the masks, the mixtures with what the model heard, and "
+                    "for bubble noise a few of its mixtures. --wav also writes them as WAV files.")
+    se.add_argument("--corpus", default="synthetic", help="corpus name (default: synthetic)")
+    se.add_argument("--corpus-param", action="append", metavar="KEY=VALUE", help="corpus parameter (repeatable)")
+    se.add_argument("--utterance", required=True, metavar="ID", help="utterance id (`ssbm-bench corpus list`)")
+    se.add_argument("--word", required=True, metavar="W", help="the analysed word: its index (0-based) or its text")
+    se.add_argument("--model", required=True, help="model name, e.g. pocketsphinx or whisper-tiny-en")
+    se.add_argument("--model-param", action="append", metavar="KEY=VALUE", help="model parameter (repeatable)")
+    se.add_argument("--method", required=True, help="saliency method, e.g. energy, bubble, random")
+    se.add_argument("--param", action="append", metavar="KEY=VALUE",
+                    help="method parameter (repeatable), e.g. --param n_mixtures=50; values read as TOML")
+    se.add_argument("--fill", default="white-noise", help="fill of the SSBM mixtures (default: white-noise)")
+    se.add_argument("--fill-param", action="append", metavar="KEY=VALUE", help="fill parameter (repeatable)")
+    se.add_argument("--threshold", type=float,
+                    help="SSBM threshold in the map's units (p-value, dB, or fraction); default: the best "
+                         "threshold in --db, else 0.01 (p-value), -40 dB (energy), 0.1 (score)")
+    se.add_argument("--level-db", type=float,
+                    help="noise level in dB re. speech RMS; default: the level stored in --db, else calibrated "
+                         "on this utterance")
+    se.add_argument("--db", help="a results store to reuse (and add to): its noise level, best threshold, and "
+                                 "cached recognition results (bubble mixtures are not decoded again)")
+    se.add_argument("--seed", type=int, default=0, help="seed of the method and of the noise (default 0)")
+    se.add_argument("--mixtures", type=int, default=4,
+                    help="how many of the method's own mixtures to show (bubble; default 4, 0 for none)")
+    se.add_argument("--out", metavar="PNG", help="PNG to write (default: results/explain/MODEL_METHOD_UTT_wN.png)")
+    se.add_argument("--wav", metavar="DIR", help="also write the clean, LeRF, MoRF and method mixtures as WAV")
+    se.set_defaults(func=cmd_explain)
+
+    st = sub.add_parser("train", help="train a seed family (ISA): one classifier per seed, cached",
+                        description="Train the speechbrain recipe classifier on a family's task with seeds "
+                                    "0..K-1 (members already in the cache are loaded, not retrained), then "
+                                    "report each member's test accuracy and the family's agreement (Fleiss' "
+                                    "kappa overall and on the inputs where any seed erred). Families: "
+                                    "`ssbm-bench plugins` lists them.")
+    st.add_argument("family", help="family task, e.g. commands-action or voices")
+    st.add_argument("--seeds", type=int, default=3, help="number of seeds K (quick 3, standard 9; default 3)")
+    st.add_argument("--epochs", type=int, help="training epochs (default: the recipe's 20); part of the cache key")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(func=cmd_train)
+
+    from .community_cli import add_submit_parser
+
+    add_submit_parser(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if len(argv) >= 2 and argv[0] == "leaderboard" and argv[1] in ("add", "publish"):
+        # the community leaderboard's verbs have their own parser (community_cli.py)
+        from .community_cli import build_leaderboard_parser
+
+        args = build_leaderboard_parser().parse_args(argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except SsbmBenchError as exc:

@@ -35,6 +35,13 @@ class Fill(ABC):
     #: additive fills add content on top of the speech (SSBM's white noise);
     #: replacing fills substitute content for it (zero, mean, ...)
     additive: bool = False
+    #: fills that need dataset statistics (min_data, gauss_norm) set this; the
+    #: harness computes the corpus's statistics once, stores them, and hands
+    #: them to :meth:`use_corpus_stats` before the fill is applied
+    needs_corpus_stats: bool = False
+
+    def use_corpus_stats(self, stats) -> None:
+        """Receive a :class:`ssbm_bench.corpus_stats.CorpusStats` (no-op unless needed)."""
 
     @abstractmethod
     def apply(self, clean: torch.Tensor, weight: np.ndarray, ctx: FillContext) -> torch.Tensor:

@@ -136,10 +136,43 @@ def _rank(rows: list[LeaderboardRow]) -> None:
     rows.sort(key=lambda r: (r.board, r.suite, r.corpus, r.model, r.rank))
 
 
-def build_leaderboard(store: ResultStore, board: str = "ssbm") -> list[LeaderboardRow]:
+BOARDS = ("ssbm", "deletion", "isa", "stability")
+
+
+def build_leaderboard(store: ResultStore, board: str = "ssbm") -> list:
+    if board == "deletion":
+        from .deletion_board import deletion_rows
+
+        return deletion_rows(list(store.cells(board="deletion")))
+    if board == "isa":
+        from .isa_board import isa_rows
+
+        return isa_rows(list(store.cells(board="isa")))
+    if board == "stability":
+        from .stability_board import stability_rows
+
+        return stability_rows(list(store.cells(board="stability")))
     if board != "ssbm":
-        raise ValueError(f"unknown board {board!r}; known boards: ssbm")
+        raise ValueError(f"unknown board {board!r}; known boards: {', '.join(BOARDS)}")
     return ssbm_rows(list(store.cells(board="ssbm")))
+
+
+def _deletion_format(rows: list, fmt: str) -> str | None:
+    """The deletion board's own formatter when `rows` are deletion rows."""
+    board = getattr(rows[0], "board", None) if rows else None
+    if board == "deletion":
+        from . import deletion_board
+
+        return getattr(deletion_board, fmt)(rows)
+    if board == "isa":
+        from . import isa_board
+
+        return getattr(isa_board, fmt)(rows)
+    if board == "stability":
+        from . import stability_board
+
+        return getattr(stability_board, fmt)(rows)
+    return None
 
 
 def _fmt(x: float | None, spec: str = ".2f") -> str:
@@ -149,6 +182,9 @@ def _fmt(x: float | None, spec: str = ".2f") -> str:
 
 
 def to_markdown(rows: list[LeaderboardRow]) -> str:
+    other = _deletion_format(rows, "to_markdown")
+    if other is not None:
+        return other
     out = []
     by_table: dict[tuple, list[LeaderboardRow]] = defaultdict(list)
     for r in rows:
@@ -180,6 +216,9 @@ CSV_FIELDS = ["board", "suite", "suite_digest", "corpus", "corpus_digest", "mode
 
 
 def to_csv(rows: list[LeaderboardRow]) -> str:
+    other = _deletion_format(rows, "to_csv")
+    if other is not None:
+        return other
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS + ["ssbm_bench_version"], lineterminator="\n")
     w.writeheader()
@@ -201,4 +240,7 @@ def _json_safe(x):
 
 
 def to_json(rows: list[LeaderboardRow], with_curve: bool = False) -> str:
+    other = _deletion_format(rows, "to_json")
+    if other is not None:
+        return other
     return json.dumps([_json_safe(r.to_dict(with_curve)) for r in rows], indent=2, sort_keys=True) + "\n"

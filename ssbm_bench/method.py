@@ -47,6 +47,9 @@ class SaliencyMethod(ABC):
     #: "magnitude" maps use the energy transition with thresholds in dB,
     #: "pvalue" maps the bubble transition, "score" maps the rank transition
     map_kind: str = "score"
+    #: the target kinds the method can explain ("word", "class"); the harness
+    #: skips (with the reason stored) a target of another kind
+    target_kinds: frozenset[str] = frozenset({"word", "class"})
 
     @abstractmethod
     def explain(self, request: ExplainRequest) -> SaliencyMap:

@@ -126,3 +126,23 @@ def calibrate_noise(model: SpeechModel, mkey: str, fill, fill_name: str, utteran
                "max_accuracy": settings.max_accuracy, "utterances": [u.id for u in sample]}
     store.put_calibration(mkey, corpus_digest, fill_name, key_settings, level_db, details)
     return {"level_db": level_db, **details}
+
+
+def select_classified(model: SpeechModel, mkey: str, utterances: list[Utterance], corpus_digest: str,
+                      store: ResultStore, limit: int | None) -> list[tuple[Utterance, int]]:
+    """The first `limit` utterances with the class the model gives each when
+    clean (the target its maps explain); stored like clean transcripts (the
+    hypothesis is the class label), so a rerun asks the model nothing."""
+    model.require(Capability.CLASSIFY, "explaining a classifier")
+    take = list(utterances[:limit] if limit is not None else utterances)
+    todo = [u for u in take if store.get_clean(mkey, corpus_digest, u.id) is None]
+    for i in range(0, len(todo), BATCH):
+        batch = todo[i:i + BATCH]
+        probs = model.classify([u.waveform for u in batch])
+        for u, p in zip(batch, probs):
+            store.put_clean(mkey, corpus_digest, u.id, [model.labels[int(np.argmax(p))]], [True])
+    out = []
+    for u in take:
+        label = store.get_clean(mkey, corpus_digest, u.id)["hypothesis"][0]
+        out.append((u, list(model.labels).index(label)))
+    return out

@@ -24,7 +24,11 @@ from ..errors import SsbmBenchError
 from ..metrics.ssbm import default_thresholds
 from ..plugins import PluginRegistry, get_registry
 from ..types import Target, Utterance
-from .prepare import calibrate_noise, model_key, select_eligible
+from ..model import Capability
+from .deletion_cell import DeletionJob, run_deletion_cell
+from .isa_cell import IsaJob, plan_isa_jobs, run_isa_cell
+from .stability_cell import StabilityJob, plan_stability_jobs, run_stability_cell
+from .prepare import calibrate_noise, model_key, select_classified, select_eligible
 from .ssbm_cell import CellResult, SsbmJob, run_ssbm_cell
 from .store import CellRow, ResultStore
 from .suite import PluginRef, Suite
@@ -120,25 +124,41 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
         finished = store.finished_keys()
         jobs: list[SsbmJob] = []
         try:
-            for mref in suite.models:
+            # the ssbm and deletion boards cross corpus x models x methods; isa has its own families
+            for mref in suite.models if {"ssbm", "deletion"} & set(suite.boards) else ():
                 model = cache.instance("model", mref)
                 mkey = model_key(mref, model)
-                log(f"[{mref.label}] selecting fully recognised utterances ...")
-                elig = select_eligible(model, mkey, utterances, corpus_digest, store, suite.utterance_limit,
-                                       on_decode=lambda n: setattr(summary, "decodes", summary.decodes + n))
-                info = {"eligible": [u.id for u in elig.eligible], "scanned": elig.scanned,
-                        "dropped": len(elig.dropped), "clean_word_accuracy": elig.clean_word_accuracy,
-                        "noise_level_db": {}}
+                info: dict = {"noise_level_db": {}}
                 summary.models[mref.label] = info
-                log(f"[{mref.label}] {len(elig.eligible)} of {elig.scanned} scanned utterances recognised fully "
-                    f"(dropped {len(elig.dropped)}; clean word accuracy {elig.clean_word_accuracy:.1%})")
-                if not elig.eligible:
-                    log(f"[{mref.label}] no utterance is recognised fully: no SSBM cells for this model")
+                if model.has(Capability.TRANSCRIBE):
+                    log(f"[{mref.label}] selecting fully recognised utterances ...")
+                    elig = select_eligible(model, mkey, utterances, corpus_digest, store, suite.utterance_limit,
+                                           on_decode=lambda n: setattr(summary, "decodes", summary.decodes + n))
+                    info.update({"eligible": [u.id for u in elig.eligible], "scanned": elig.scanned,
+                                 "dropped": len(elig.dropped), "clean_word_accuracy": elig.clean_word_accuracy})
+                    log(f"[{mref.label}] {len(elig.eligible)} of {elig.scanned} scanned utterances recognised "
+                        f"fully (dropped {len(elig.dropped)}; clean word accuracy {elig.clean_word_accuracy:.1%})")
+                    if not elig.eligible:
+                        log(f"[{mref.label}] no utterance is recognised fully: no cells for this model")
+                        continue
+                    work = [(u, choose_targets(u, suite.words_per_utterance)) for u in elig.eligible]
+                elif model.has(Capability.CLASSIFY):
+                    chosen = select_classified(model, mkey, utterances, corpus_digest, store, suite.utterance_limit)
+                    work = [(u, [Target("class", c, model.labels[c])]) for u, c in chosen]
+                    info["classified"] = {u.id: model.labels[c] for u, c in chosen}
+                    if "ssbm" in suite.boards:
+                        _store_ssbm_skips(store, suite, corpus_digest, mref, model, finished, versions)
+                else:
+                    log(f"[{mref.label}] model neither transcribes nor classifies: no cells")
                     continue
                 for fref in suite.fills:
-                    fill = cache.instance("fill", fref)
-                    cal = calibrate_noise(model, mkey, fill, fref.label, elig.eligible, corpus_digest, store,
-                                          suite.ssbm.calibration, cfg)
+                    fill = cache.fill(fref, suite.corpus, cfg)
+                    if model.has(Capability.TRANSCRIBE):
+                        cal = calibrate_noise(model, mkey, fill, fref.label, [u for u, _ in work], corpus_digest,
+                                              store, suite.ssbm.calibration, cfg)
+                    else:
+                        cal = {"level_db": 0.0, "note": "a classifier has no word accuracy to calibrate a noise "
+                                                        "level against; additive fills are added at 0 dB re. speech"}
                     info["noise_level_db"][fref.label] = cal["level_db"]
                     if not cal.get("criterion_met", True):
                         log(f"[{mref.label}] warning: no calibration level made the masked speech "
@@ -148,8 +168,8 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
                     for meth in suite.methods:
                         method = cache.instance("method", meth)
                         thresholds = thresholds_for(suite, method.map_kind)
-                        for utt in elig.eligible:
-                            for target in choose_targets(utt, suite.words_per_utterance):
+                        for utt, targets in work:
+                            for target in targets:
                                 for seed in suite.seeds:
                                     fields = {"model": mref.to_dict(), "model_id": model.describe(),
                                               "method": meth.to_dict(), "method_id": method.describe(),
@@ -157,9 +177,23 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
                                               "utterance": utt.id, "target": target.key, "seed": seed,
                                               "thresholds": thresholds, "level_db": cal["level_db"],
                                               "cfg": cfg.to_dict()}
-                                    key = cell_key(suite, corpus_digest, fields)
-                                    jobs.append(SsbmJob(key, suite.corpus, mref, meth, fref, utt.id, target, seed,
-                                                        thresholds, float(cal["level_db"]), cfg))
+                                    if "ssbm" in suite.boards and model.has(Capability.TRANSCRIBE):
+                                        key = cell_key(suite, corpus_digest, fields)
+                                        jobs.append(SsbmJob(key, suite.corpus, mref, meth, fref, utt.id, target,
+                                                            seed, thresholds, float(cal["level_db"]), cfg))
+                                    if "deletion" in suite.boards:
+                                        dfields = {**fields, "board": "deletion", "thresholds": None,
+                                                   "fractions": list(suite.deletion_fractions)}
+                                        key = cell_key(suite, corpus_digest, dfields)
+                                        jobs.append(DeletionJob(key, suite.corpus, mref, meth, fref, utt.id, target,
+                                                                seed, suite.deletion_fractions,
+                                                                float(cal["level_db"]), cfg))
+            if suite.isa is not None and "isa" in suite.boards:
+                jobs.extend(plan_isa_jobs(suite, registry, cache, log,
+                                          lambda fields: cell_key(suite, corpus_digest, fields)))
+            if suite.stability is not None and "stability" in suite.boards:
+                jobs.extend(plan_stability_jobs(suite, registry, cache, log,
+                                                lambda fields: cell_key(suite, corpus_digest, fields)))
             summary.planned = len(jobs)
             todo = [j for j in jobs if j.key not in finished]
             summary.cached = summary.planned - len(todo)
@@ -168,15 +202,26 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
             executor = registry.create("executor", suite.executor.name, **suite.executor.params)
             bar = _progress(len(todo), f"ssbm {suite.name}", progress and len(todo) > 0)
             try:
-                for res in executor.run(todo, run_ssbm_cell, local_state={"ssbm_bench": cache}):
-                    _store_result(store, suite, corpus_digest, res, versions)
+                for res in executor.run(todo, run_cell, local_state={"ssbm_bench": cache}):
+                    if isinstance(res.job, IsaJob):
+                        _store_isa(store, suite, res, versions)
+                    elif isinstance(res.job, StabilityJob):
+                        _store_stability(store, suite, res, versions)
+                    elif isinstance(res.job, DeletionJob):
+                        _store_deletion(store, suite, corpus_digest, res, versions)
+                    else:
+                        _store_result(store, suite, corpus_digest, res, versions)
                     summary.computed += 1
                     summary.decodes += res.decodes
                     summary.skipped += res.status == "skipped"
                     summary.errors += res.status == "error"
                     if res.status == "error":
-                        log(f"error in cell {res.job.method.label} / {res.job.utterance} / "
-                            f"{res.job.target.key}: {res.reason.splitlines()[0] if res.reason else ''}")
+                        where = (f"isa family {res.job.family}" if isinstance(res.job, IsaJob)
+                                 else f"{res.job.utterance} / {res.job.target.key}")
+                        if isinstance(res.job, StabilityJob):
+                            where += f" / {res.job.fill.label} / N_s={res.job.n_samples}"
+                        log(f"error in cell {res.job.method.label} / {where}: "
+                            f"{res.reason.splitlines()[0] if res.reason else ''}")
                     bar.update(1)
             finally:
                 bar.close()
@@ -189,6 +234,88 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
         summary.seconds = time.perf_counter() - t_start
         store.finish_run(run_id, "finished", summary.to_dict())
     return summary
+
+
+def run_cell(job, worker_state: dict) -> CellResult:
+    """The executors' work function: an SSBM or a deletion cell. Anything a
+    cell raises becomes that cell's stored error, never the end of the run."""
+    t0 = time.perf_counter()
+    try:
+        if isinstance(job, IsaJob):
+            return run_isa_cell(job, worker_state)
+        if isinstance(job, StabilityJob):
+            return run_stability_cell(job, worker_state)
+        if isinstance(job, DeletionJob):
+            return run_deletion_cell(job, worker_state)
+        return run_ssbm_cell(job, worker_state)
+    except Exception as exc:  # a plugin failing outside the guarded calls
+        import traceback
+
+        return CellResult(job, "error", f"cell {job.method.label} / {job.utterance} / {job.target.key} raised "
+                                        f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}",
+                          seconds=time.perf_counter() - t0)
+
+
+def _store_ssbm_skips(store: ResultStore, suite: Suite, corpus_digest: str, mref: PluginRef, model, finished: set,
+                      versions: dict) -> None:
+    """SSBM scores word accuracy: a model that cannot transcribe gets one
+    skipped row per method and fill, with the reason, so the board says why."""
+    for meth in suite.methods:
+        for fref in suite.fills:
+            key = cell_key(suite, corpus_digest, {"board": "ssbm", "skip": "cannot transcribe",
+                                                  "model": mref.to_dict(), "model_id": model.describe(),
+                                                  "method": meth.to_dict(), "fill": fref.to_dict()})
+            if key in finished:
+                continue
+            store.put_cell(CellRow(
+                key=key, board="ssbm", suite=suite.name, suite_digest=suite.digest, corpus=suite.corpus.label,
+                corpus_digest=corpus_digest, model=mref.label, method=meth.label, fill=fref.label, utterance="*",
+                target="*", seed=0, status="skipped",
+                reason=f"SSBM scores word accuracy, and model {model.name!r} cannot transcribe "
+                       f"(capabilities: {', '.join(sorted(str(c) for c in model.capabilities))})",
+                result=None, raw=None, params={"model": mref.params, "method": meth.params, "fill": fref.params},
+                versions=versions))
+
+
+def _store_stability(store: ResultStore, suite: Suite, res, versions: dict) -> None:
+    job = res.job
+    store.put_cell(CellRow(
+        key=job.key, board="stability", suite=suite.name, suite_digest=suite.digest, corpus=job.corpus.label,
+        corpus_digest=job.extra.get("corpus_digest", ""), model=job.model.label, method=job.method.label,
+        fill=job.fill.label, utterance=job.utterance, target=job.target.key, seed=0, status=res.status,
+        reason=res.reason, result=None, raw=res.raw,
+        params={"method": job.method.params, "n_samples": job.n_samples, "runs": job.runs,
+                "reference_fill": suite.stability.reference_fill, "cfg": job.cfg.to_dict()},
+        versions=versions, seconds=res.seconds,
+    ))
+
+
+def _store_isa(store: ResultStore, suite: Suite, res, versions: dict) -> None:
+    """One ISA row per (family, method): model = the family, utterance = '*' (all test inputs)."""
+    job = res.job
+    store.put_cell(CellRow(
+        key=job.key, board="isa", suite=suite.name, suite_digest=suite.digest, corpus=job.corpus.label,
+        corpus_digest=job.extra.get("corpus_digest", ""), model=f"family:{job.family}", method=job.method.label,
+        fill="-", utterance="*", target="gold class", seed=job.seed, status=res.status, reason=res.reason,
+        result=None, raw=res.raw,
+        params={"method": job.method.params, "p": job.p, "members": [m for m, _ in job.members],
+                "inputs": len(job.inputs), "model": job.model, "agreement": job.extra.get("agreement"),
+                "task_kind": job.extra.get("task_kind"), "cfg": job.cfg.to_dict()},
+        versions=versions, seconds=res.seconds,
+    ))
+
+
+def _store_deletion(store: ResultStore, suite: Suite, corpus_digest: str, res: CellResult, versions: dict) -> None:
+    job = res.job
+    store.put_cell(CellRow(
+        key=job.key, board="deletion", suite=suite.name, suite_digest=suite.digest, corpus=suite.corpus.label,
+        corpus_digest=corpus_digest, model=job.model.label, method=job.method.label, fill=job.fill.label,
+        utterance=job.utterance, target=job.target.key, seed=job.seed, status=res.status, reason=res.reason,
+        result=None, raw=res.raw,
+        params={"model": job.model.params, "method": job.method.params, "fill": job.fill.params,
+                "fractions": list(job.fractions), "level_db": job.level_db, "cfg": job.cfg.to_dict()},
+        versions=versions, seconds=res.seconds,
+    ))
 
 
 def _store_result(store: ResultStore, suite: Suite, corpus_digest: str, res: CellResult, versions: dict) -> None:

@@ -11,22 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import time
-import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ..audio import StftConfig, istft, stft
-from ..errors import CapabilityMissing, InputError
+from ..errors import InputError
 from ..fill import FillContext
-from ..method import ExplainRequest
 from ..metrics.ssbm import dropped_energy, noise_mask
 from ..metrics.word_accuracy import target_other_accuracy, word_correct
 from ..text import normalise_words
 from ..types import Target
 from .suite import PluginRef
 from .worker import cache_from
+from .explain import explain
 
 DIRECTIONS = ("lerf", "morf")
 
@@ -63,6 +62,10 @@ def stable_seed(*parts: object) -> int:
     return int.from_bytes(h[:8], "little") >> 1
 
 
+#: amplitude of the dither that replaces an all-zero mixture (-100 dB full scale)
+SILENCE_DITHER = 1e-5
+
+
 def map_digest(values: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(values, dtype=np.float64).tobytes()).hexdigest()[:16]
 
@@ -70,7 +73,12 @@ def map_digest(values: np.ndarray) -> str:
 def mixture_waveforms(clean: torch.Tensor, weights: list[np.ndarray], fill, waveform: np.ndarray, level_db: float,
                       noise_seed: int, cfg: StftConfig) -> list[np.ndarray]:
     """Apply `fill` under each weight map. Every mixture draws the same noise
-    realisation (same seed), so methods and thresholds differ only by mask."""
+    realisation (same seed), so methods and thresholds differ only by mask.
+
+    A replacing fill (zero, silence) under a full mask leaves exact digital
+    silence, which models refuse as input (it is what a broken recording
+    looks like); such a mixture gets a seeded dither at SILENCE_DITHER
+    (-100 dB full scale) instead, which every recogniser hears as silence."""
     out = []
     n_samples = len(waveform)
     rms = float(np.sqrt(np.mean(np.square(waveform, dtype=np.float64))))
@@ -78,7 +86,10 @@ def mixture_waveforms(clean: torch.Tensor, weights: list[np.ndarray], fill, wave
         ctx = FillContext(rng=np.random.default_rng(noise_seed), cfg=cfg, n_samples=n_samples, level_db=level_db,
                           reference_rms=rms)
         y = fill.apply(clean, w, ctx)
-        out.append(istft(y, n_samples, cfg).numpy().astype(np.float32))
+        wave = istft(y, n_samples, cfg).numpy().astype(np.float32)
+        if not np.any(wave):
+            wave = (SILENCE_DITHER * np.random.default_rng(noise_seed).standard_normal(n_samples)).astype(np.float32)
+        out.append(wave)
     return out
 
 
@@ -86,39 +97,18 @@ def run_ssbm_cell(job: SsbmJob, worker_state: dict) -> CellResult:
     """Compute one cell; failures inside a plugin become an 'error' result, never a crash."""
     t0 = time.perf_counter()
     cache = cache_from(worker_state)
-    try:
-        model = cache.instance("model", job.model)
-        method = cache.instance("method", job.method)
-        fill = cache.instance("fill", job.fill)
-        utt = cache.utterance(job.corpus, job.utterance)
-    except Exception as exc:
-        return CellResult(job, "error", f"could not load plugins for the cell: {type(exc).__name__}: {exc}")
-
-    missing = sorted(str(c) for c in method.requires if not model.has(c))
-    if missing:
-        return CellResult(job, "skipped", f"method {method.name!r} needs {', '.join(missing)}, "
-                                          f"which model {model.name!r} does not provide")
+    done = explain(cache, job.corpus, job.model, job.method, job.fill, job.utterance, job.target, job.seed,
+                   job.level_db, job.cfg)
+    if done.status != "ok":
+        return CellResult(job, done.status, done.reason, seconds=time.perf_counter() - t0)
+    smap = done.smap
+    model = cache.instance("model", job.model)
+    fill = cache.fill(job.fill, job.corpus, job.cfg)
+    utt = cache.utterance(job.corpus, job.utterance)
     cfg = job.cfg
     clean = stft(torch.as_tensor(utt.waveform, dtype=torch.float32), cfg)
     magnitude = clean.abs().numpy().astype(np.float64)
-    request = ExplainRequest(model=model, utterance=utt, target=job.target, cfg=cfg, seed=job.seed,
-                             fill=fill, clean_magnitude=magnitude, artifacts=cache.artifacts,
-                             noise_level_db=job.level_db)
-    try:
-        smap = method.explain(request)
-    except CapabilityMissing as exc:
-        return CellResult(job, "skipped", str(exc), seconds=time.perf_counter() - t0)
-    except InputError as exc:
-        return CellResult(job, "error", f"method {method.name!r} on utterance {utt.id!r}, "
-                                        f"target {job.target.key}: {exc}", seconds=time.perf_counter() - t0)
-    except Exception as exc:
-        return CellResult(job, "error", f"method {method.name!r} on utterance {utt.id!r} raised "
-                                        f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}",
-                          seconds=time.perf_counter() - t0)
-    if smap.shape != magnitude.shape:
-        return CellResult(job, "error", f"method {method.name!r} returned a map of shape {smap.shape}; "
-                                        f"the STFT grid of utterance {utt.id!r} is {magnitude.shape}")
-    explain_seconds = time.perf_counter() - t0
+    explain_seconds = done.seconds
 
     masks, energies = [], []
     for t in job.thresholds:
@@ -128,7 +118,12 @@ def run_ssbm_cell(job: SsbmJob, worker_state: dict) -> CellResult:
             energies.append(dropped_energy(m, magnitude))
     noise_seed = stable_seed("noise", job.utterance, job.seed)
     waves = mixture_waveforms(clean, masks, fill, utt.waveform, job.level_db, noise_seed, cfg)
-    hyps = model.transcribe(waves)
+    try:
+        hyps = model.transcribe(waves)
+    except InputError as exc:
+        return CellResult(job, "error", f"decoding the SSBM mixtures of utterance {utt.id!r} (method "
+                                        f"{job.method.label!r}, fill {job.fill.label!r}): {exc}",
+                          seconds=time.perf_counter() - t0)
 
     reference = utt.reference
     per_threshold = []

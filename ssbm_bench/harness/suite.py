@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import SuiteError
 
-BOARDS = ("ssbm",)
+BOARDS = ("ssbm", "deletion", "isa", "stability")
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,39 @@ class SsbmSettings:
 
 
 @dataclass(frozen=True)
+class IsaSettings:
+    """The ISA board: each family (K seeds) explained by each method on its test inputs."""
+
+    families: tuple[str, ...]
+    methods: tuple[PluginRef, ...]
+    seeds: int = 3
+    inputs: int | None = None  # first N test inputs of each family (None: all)
+    p: float = 0.2
+    #: training epochs of each member (None: the family's default); part of the members' cache key
+    epochs: int | None = None
+    #: the model plugin that loads a member's directory
+    model: str = "speechbrain-dir"
+
+
+@dataclass(frozen=True)
+class StabilitySettings:
+    """The stability board: a component method re-run with k explainer seeds, per fill and N_s."""
+
+    method: PluginRef = PluginRef("soundlime-temporal")
+    model: PluginRef = PluginRef("silero-vad")
+    corpus: PluginRef = PluginRef("vad-ground-truth")
+    fills: tuple[PluginRef, ...] = (PluginRef("zero"), PluginRef("min_inp"), PluginRef("mean_inp"),
+                                    PluginRef("gauss_norm"))
+    reference_fill: str = "zero"
+    n_samples: tuple[int, ...] = (100, 500)
+    runs: int = 5
+    excerpts: int = 20
+    target: str = "speech"
+    #: only excerpts the model detects (the paper keeps true positives)
+    min_probability: float = 0.3
+
+
+@dataclass(frozen=True)
 class Suite:
     name: str
     description: str
@@ -71,6 +104,12 @@ class Suite:
     ssbm: SsbmSettings
     source: dict
     path: str = ""
+    #: deletion board: fractions r of a map's points masked (top / random / bottom)
+    deletion_fractions: tuple[float, ...] = (0.2, 0.5, 0.8)
+    #: isa board: seed families and the methods they are explained with
+    isa: "IsaSettings | None" = None
+    #: stability board: explainer seeds and fills
+    stability: "StabilitySettings | None" = None
 
     @property
     def digest(self) -> str:
@@ -80,7 +119,7 @@ class Suite:
 
 
 _SCHEMA: dict[str, set[str]] = {
-    "": {"suite", "corpus", "models", "methods", "fills", "ssbm", "run"},
+    "": {"suite", "corpus", "models", "methods", "fills", "ssbm", "deletion", "isa", "stability", "run"},
     "suite": {"name", "description", "boards"},
     "corpus": {"name", "params", "limit", "utterances", "words_per_utterance"},
     "models": {"name", "params"},
@@ -90,6 +129,12 @@ _SCHEMA: dict[str, set[str]] = {
     "ssbm.calibration": {"levels_db", "max_accuracy", "utterances"},
     "ssbm.thresholds": {"pvalue", "magnitude", "score"},
     "run": {"seeds", "executor", "executor_params"},
+    "deletion": {"fractions"},
+    "isa": {"families", "seeds", "inputs", "p", "epochs", "methods"},
+    "isa.methods": {"name", "params"},
+    "stability": {"method", "model", "corpus", "fills", "reference_fill", "n_samples", "runs", "excerpts", "target",
+                  "min_probability"},
+    "stability.ref": {"name", "params"},
 }
 
 
@@ -174,12 +219,22 @@ def parse_suite(doc: dict, where: str = "suite") -> Suite:
     if not 0 < floor < 1:
         raise SuiteError(f"{where}: ssbm.denominator_floor must be in (0, 1), got {floor}")
 
+    del_doc = doc.get("deletion", {})
+    _check_keys(del_doc, "deletion", where)
+    fractions = del_doc.get("fractions", [0.2, 0.5, 0.8])
+    if (not isinstance(fractions, list) or not fractions
+            or not all(isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f < 1 for f in fractions)):
+        raise SuiteError(f"{where}: deletion.fractions must be a non-empty list of numbers in (0, 1), "
+                         f"got {fractions!r}")
+
     run = doc.get("run", {})
     _check_keys(run, "run", where)
     seeds = run.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
         raise SuiteError(f"{where}: run.seeds must be a non-empty list of integers, got {seeds!r}")
     fills = _plugin_list(doc, "fills", where, required=False) or (PluginRef("white-noise"),)
+    isa = _isa_settings(doc, boards, where)
+    stability = _stability_settings(doc, boards, where)
 
     return Suite(
         name=_expect(head["name"], str, "suite.name", where),
@@ -197,7 +252,85 @@ def parse_suite(doc: dict, where: str = "suite") -> Suite:
         ssbm=SsbmSettings(grid=grid, thresholds={k: [float(v) for v in vals] for k, vals in thr_doc.items()},
                           denominator_floor=floor, calibration=cal),
         source=doc,
+        deletion_fractions=tuple(float(f) for f in fractions),
+        isa=isa,
+        stability=stability,
     )
+
+
+def _ref(value: Any, what: str, where: str) -> PluginRef:
+    if isinstance(value, str):
+        return PluginRef(value)
+    if not isinstance(value, dict) or "name" not in value:
+        raise SuiteError(f"{where}: {what} must be a plugin name or a table with a 'name', got {value!r}")
+    _check_keys(value, "stability.ref", where)
+    return PluginRef(_expect(value["name"], str, f"{what}.name", where),
+                     dict(_expect(value.get("params", {}), dict, f"{what}.params", where)))
+
+
+def _stability_settings(doc: dict, boards: tuple[str, ...], where: str) -> StabilitySettings | None:
+    st = doc.get("stability")
+    if st is None:
+        return StabilitySettings() if "stability" in boards else None
+    _check_keys(st, "stability", where)
+    d = StabilitySettings()
+    fills = tuple(_ref(f, f"stability.fills[{i}]", where) for i, f in enumerate(st.get("fills", [])) ) or d.fills
+    ref = str(st.get("reference_fill", d.reference_fill))
+    if ref not in {f.label for f in fills}:
+        raise SuiteError(f"{where}: stability.reference_fill {ref!r} is not one of the fills "
+                         f"{[f.label for f in fills]}")
+    n_samples = st.get("n_samples", list(d.n_samples))
+    if (not isinstance(n_samples, list) or not n_samples
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 2 for n in n_samples)):
+        raise SuiteError(f"{where}: stability.n_samples must be a non-empty list of integers >= 2, got {n_samples!r}")
+    runs = st.get("runs", d.runs)
+    if _expect(runs, int, "stability.runs", where) < 2:
+        raise SuiteError(f"{where}: stability.runs must be at least 2 (U_n compares runs), got {runs}")
+    excerpts = st.get("excerpts", d.excerpts)
+    if _expect(excerpts, int, "stability.excerpts", where) < 1:
+        raise SuiteError(f"{where}: stability.excerpts must be at least 1, got {excerpts}")
+    prob = float(_expect(st.get("min_probability", d.min_probability), (int, float), "stability.min_probability",
+                         where))
+    return StabilitySettings(
+        method=_ref(st.get("method", d.method.to_dict()), "stability.method", where),
+        model=_ref(st.get("model", d.model.to_dict()), "stability.model", where),
+        corpus=_ref(st.get("corpus", d.corpus.to_dict()), "stability.corpus", where),
+        fills=fills, reference_fill=ref, n_samples=tuple(n_samples), runs=int(runs), excerpts=int(excerpts),
+        target=str(st.get("target", d.target)), min_probability=prob)
+
+
+def _isa_settings(doc: dict, boards: tuple[str, ...], where: str) -> IsaSettings | None:
+    isa_doc = doc.get("isa")
+    if isa_doc is None:
+        if "isa" in boards:
+            raise SuiteError(f"{where}: board 'isa' needs an [isa] section with 'families' and [[isa.methods]]")
+        return None
+    _check_keys(isa_doc, "isa", where)
+    families = isa_doc.get("families")
+    if not isinstance(families, list) or not families or not all(isinstance(f, str) for f in families):
+        raise SuiteError(f"{where}: isa.families must be a non-empty list of family names, got {families!r}")
+    seeds = isa_doc.get("seeds", 3)
+    if _expect(seeds, int, "isa.seeds", where) < 2:
+        raise SuiteError(f"{where}: isa.seeds must be at least 2 (ISA compares pairs of seeds), got {seeds}")
+    inputs = isa_doc.get("inputs")
+    if inputs is not None and _expect(inputs, int, "isa.inputs", where) < 1:
+        raise SuiteError(f"{where}: isa.inputs must be at least 1, got {inputs}")
+    p = float(_expect(isa_doc.get("p", 0.2), (int, float), "isa.p", where))
+    if not 0 < p <= 1:
+        raise SuiteError(f"{where}: isa.p must be in (0, 1], got {p}")
+    methods = []
+    for i, item in enumerate(isa_doc.get("methods", [])):
+        if not isinstance(item, dict) or "name" not in item:
+            raise SuiteError(f"{where}: isa.methods[{i}] must be a table with a 'name'")
+        _check_keys(item, "isa.methods", where)
+        params = _expect(item.get("params", {}), dict, f"isa.methods[{i}].params", where)
+        methods.append(PluginRef(_expect(item["name"], str, f"isa.methods[{i}].name", where), dict(params)))
+    if not methods:
+        raise SuiteError(f"{where}: [isa] needs at least one [[isa.methods]] entry")
+    epochs = isa_doc.get("epochs")
+    if epochs is not None and _expect(epochs, int, "isa.epochs", where) < 1:
+        raise SuiteError(f"{where}: isa.epochs must be at least 1, got {epochs}")
+    return IsaSettings(tuple(families), tuple(methods), int(seeds), inputs, p, epochs)
 
 
 def load_suite(path: str | Path) -> Suite:

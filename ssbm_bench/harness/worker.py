@@ -8,6 +8,7 @@ once per worker rather than once per cell.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from typing import Any
 
 from ..plugins import PluginRegistry, get_registry
@@ -26,12 +27,32 @@ class WorkerCache:
         self.utterances: dict[str, dict[str, Utterance]] = {}
         #: where methods keep target-independent work (the results store, in process)
         self.artifacts = None
+        #: recent saliency maps, so the SSBM and deletion cells of one
+        #: explanation compute it once (see harness.explain)
+        self.maps: "OrderedDict[str, Any]" = OrderedDict()
+        self.corpus_statistics: dict[str, Any] = {}
 
     def instance(self, kind: str, ref: PluginRef) -> Any:
         key = ref_key(kind, ref)
         if key not in self.instances:
             self.instances[key] = self.registry.create(kind, ref.name, **ref.params)
         return self.instances[key]
+
+    def corpus_stats(self, corpus_ref: PluginRef, cfg) -> Any:
+        """The corpus's STFT statistics (for min_data / gauss_norm), from the store or computed once."""
+        from ..corpus_stats import corpus_stats
+
+        key = ref_key("corpus", corpus_ref) + json.dumps(cfg.to_dict(), sort_keys=True)
+        if key not in self.corpus_statistics:
+            self.corpus_statistics[key] = corpus_stats(self.instance("corpus", corpus_ref), cfg, self.artifacts)
+        return self.corpus_statistics[key]
+
+    def fill(self, fill_ref: PluginRef, corpus_ref: PluginRef, cfg) -> Any:
+        """A fill instance, given the corpus statistics first when it needs them."""
+        fill = self.instance("fill", fill_ref)
+        if getattr(fill, "needs_corpus_stats", False):
+            fill.use_corpus_stats(self.corpus_stats(corpus_ref, cfg))
+        return fill
 
     def utterance(self, corpus_ref: PluginRef, utt_id: str) -> Utterance:
         key = ref_key("corpus", corpus_ref)

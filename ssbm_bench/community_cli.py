@@ -1,0 +1,134 @@
+"""The community side of the command line: `submit`, `leaderboard add`,
+`leaderboard publish`.
+
+`ssbm-bench leaderboard --db PATH` ranks one store; `leaderboard add FILE`
+and `leaderboard publish` are the community leaderboard's two verbs, parsed
+here (cli.main hands them over) so that the store-ranking options keep their
+meaning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+LEADERBOARD_VERBS = ("add", "publish")
+
+
+def add_submit_parser(sub) -> None:
+    sp = sub.add_parser(
+        "submit", help="export a finished run as one JSON submission file",
+        description="Write the latest finished run of one suite in a results store as a submission: the suite "
+                    "(and its digest), the corpus digest, versions, every cell's raw outputs and the leaderboard "
+                    "rows, in the schema leaderboards/schema/submission-v1.json. Send the file to the "
+                    "leaderboard's maintainers, who add it with `ssbm-bench leaderboard add FILE`.")
+    sp.add_argument("--db", required=True, help="SQLite results store written by `run`")
+    sp.add_argument("--out", required=True, metavar="FILE.json", help="submission file to write")
+    sp.add_argument("--suite", help="which suite, when the store holds several")
+    sp.add_argument("--suite-file", metavar="TOML",
+                    help="the suite file the run used, when it is no longer where the run found it")
+    sp.add_argument("--submitter", help="a name to show with the submission (letters, digits, ' _.@+-')")
+    sp.add_argument("--notes", help="free text kept with the submission (at most 2000 characters)")
+    sp.set_defaults(func=cmd_submit)
+
+
+def cmd_submit(args) -> int:
+    from .submission import dumps, export_submission
+
+    doc, facts = export_submission(args.db, args.suite, args.suite_file, args.submitter, args.notes)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(dumps(doc))
+    extra = (f"; {facts['left_out']} cell(s) left out (of an older version of the suite, or of a board a "
+             f"submission does not carry)" if facts["left_out"] else "")
+    print(f"wrote {out}: suite {facts['suite']} (digest {facts['suite_digest']}), {facts['cells']} cells, "
+          f"{len(doc['leaderboard']['ssbm'])} SSBM and {len(doc['leaderboard']['deletion'])} deletion rows{extra}")
+    return 0
+
+
+def build_leaderboard_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ssbm-bench leaderboard",
+                                description="The community leaderboard: add a submission, or publish the tables.")
+    sub = p.add_subparsers(dest="verb", required=True)
+    sa = sub.add_parser(
+        "add", help="validate a submission and add it to leaderboards/submissions/",
+        description="Check a submission file (schema, known suite and corpus digests, plausible ranges, rows "
+                    "re-scored from its cells), optionally re-run a random sample of its cells, and copy it "
+                    "into DIR/submissions/. A submission is data only: it is never executed or unpickled.")
+    sa.add_argument("file", help="submission JSON written by `ssbm-bench submit`")
+    sa.add_argument("--verify", type=int, default=0, metavar="K",
+                    help="re-run K random finished cells here and compare their raw outputs (default 0)")
+    sa.add_argument("--seed", type=int, help="seed of the --verify sample (default: random, printed)")
+    sa.add_argument("--dir", default=None, metavar="DIR",
+                    help="the leaderboards folder (default: this checkout's leaderboards/)")
+    sa.add_argument("--suites", default=None, metavar="DIR",
+                    help="where the known suites are (default: DIR/suites)")
+    sa.add_argument("--dry-run", action="store_true", help="validate (and verify) only; add nothing")
+    sa.set_defaults(func=cmd_add)
+
+    sp = sub.add_parser(
+        "publish", help="write the published leaderboard: README.md, CSV, JSON and index.html",
+        description="Rank every accepted submission (DIR/submissions/*.json) and any --db stores, and write "
+                    "OUT/README.md (tables per board with confidence intervals and paired tests between "
+                    "neighbours), OUT/leaderboard.csv, OUT/leaderboard.json and OUT/index.html (sortable "
+                    "tables, no network), with the figures of each store under OUT/figures/.")
+    sp.add_argument("--out", default=None, metavar="DIR", help="where to write (default: leaderboards/)")
+    sp.add_argument("--dir", default=None, metavar="DIR",
+                    help="the leaderboards folder whose submissions/ to read (default: --out)")
+    sp.add_argument("--suites", default=None, metavar="DIR", help="where the known suites are (default: DIR/suites)")
+    sp.add_argument("--db", action="append", default=[], metavar="PATH",
+                    help="also rank this results store (repeatable)")
+    sp.add_argument("--no-figures", action="store_true", help="do not draw figures for --db stores")
+    sp.set_defaults(func=cmd_publish)
+    return p
+
+
+def cmd_add(args) -> int:
+    from .submission import LEADERBOARDS_DIR, add_submission, read_submission, validate_submission, verify_cells
+
+    lb_dir = Path(args.dir) if args.dir else LEADERBOARDS_DIR
+    suites = Path(args.suites) if args.suites else lb_dir / "suites"
+    log = lambda s: print(s, file=sys.stderr)  # noqa: E731
+    if args.verify < 0:
+        from .errors import InputError
+
+        raise InputError(f"--verify must be >= 0, got {args.verify}")
+    if args.dry_run:
+        v = validate_submission(read_submission(args.file), suites)
+        notes = []
+        if args.verify:
+            failures, notes, used = verify_cells(v, args.verify, args.seed, log)
+            if failures:
+                from .submission import SubmissionError
+
+                raise SubmissionError(f"re-running cells (--seed {used}) gave other outputs than submitted: "
+                                      + "; ".join(failures[:5]))
+            notes.append(f"verified {args.verify} random cell(s) (--seed {used})")
+        print(f"{args.file}: valid submission of suite {v.doc['suite']['name']} ({len(v.cells)} cells); "
+              f"dry run, nothing added")
+    else:
+        dest, v, notes = add_submission(args.file, lb_dir, suites, args.verify, args.seed, log)
+        print(f"added {args.file} as {dest}: suite {v.doc['suite']['name']}, {len(v.cells)} cells, "
+              f"{len(v.rows['ssbm'])} SSBM and {len(v.rows['deletion'])} deletion rows re-scored and matching")
+    for n in notes:
+        print(f"  note: {n}")
+    return 0
+
+
+def cmd_publish(args) -> int:
+    from .publish import publish
+    from .submission import LEADERBOARDS_DIR
+
+    out = Path(args.out) if args.out else LEADERBOARDS_DIR
+    lb_dir = Path(args.dir) if args.dir else out
+    suites = Path(args.suites) if args.suites else lb_dir / "suites"
+    written = publish(out, lb_dir, suites, dbs=args.db, figures=not args.no_figures)
+    for p in written:
+        print(f"wrote {p}")
+    return 0
+
+
+def leaderboard_main(argv: list[str]) -> int:
+    args = build_leaderboard_parser().parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,183 @@
+"""One ISA cell: one method explaining every member of a seed family on the
+family's test inputs, scored by inter-seed agreement at each aggregation.
+
+The target of every explanation is the input's *gold* class (the same for
+every seed), so members are compared on the same question even where they
+predict differently. Maps come back on the STFT grid (freq x frames);
+aggregation follows the ISA paper (sec. 3.3): ``none`` (every point),
+``frames`` (sum over frequency per 16 ms frame), ``words`` (mean of the
+frame sums over each word's frames, the gaps between words dropped; only for
+corpora with word times). ISA per seed pair = mean top-p overlap over the
+inputs (ssbm_bench.metrics.isa), beside the shuffled baseline.
+
+What is stored is small and enough to re-score: per aggregation, per pair,
+the per-input overlaps of the maps and of the shuffled maps; the word-level
+maps themselves (a few numbers per input and seed). Full maps are not kept
+(hundreds of MB for a standard family).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..audio import StftConfig, stft
+from ..errors import SsbmBenchError
+from ..method import ExplainRequest
+from ..metrics.isa import DEFAULT_P, aggregate_frames, aggregate_words, shuffled, top_p_overlap
+from ..types import Target
+from .suite import PluginRef
+from .worker import cache_from
+
+AGGREGATIONS = ("none", "frames", "words")
+
+
+@dataclass(frozen=True)
+class IsaJob:
+    key: str
+    family: str
+    members: tuple[tuple[str, str], ...]  # (member name, model directory)
+    model: str  # the model plugin that loads a member directory (speechbrain-dir)
+    method: PluginRef
+    corpus: PluginRef
+    inputs: tuple[tuple[str, str], ...]  # (utterance id, gold label)
+    p: float = DEFAULT_P
+    seed: int = 0
+    cfg: StftConfig = StftConfig()
+    #: what the row records besides the raw result (corpus digest, family agreement, task kind)
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass
+class IsaResult:
+    job: IsaJob
+    status: str  # ok | skipped | error
+    reason: str | None = None
+    raw: dict | None = None
+    seconds: float = 0.0
+    decodes: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def word_spans(utt, n_frames: int, cfg: StftConfig) -> list[tuple[int, int]]:
+    return [cfg.frame_span(w.start, w.end, n_frames) for w in utt.words]
+
+
+def run_isa_cell(job: IsaJob, worker_state: dict) -> IsaResult:
+    """Explain every (member, input), then score agreement; a plugin failure is an 'error' result."""
+    t0 = time.perf_counter()
+    cache = cache_from(worker_state)
+    try:
+        method = cache.instance("method", job.method)
+        maps: dict[str, list[np.ndarray]] = {}
+        utts = [cache.utterance(job.corpus, uid) for uid, _ in job.inputs]
+        for name, directory in job.members:
+            model = cache.instance("model", PluginRef(job.model, {"path": directory}))
+            missing = sorted(str(c) for c in method.requires if not model.has(c))
+            if missing:
+                return IsaResult(job, "skipped", f"method {job.method.label!r} needs {', '.join(missing)}; model "
+                                 f"{job.model!r} has {', '.join(sorted(map(str, model.capabilities)))}",
+                                 seconds=time.perf_counter() - t0)
+            labels = list(model.labels)
+            out = []
+            for utt, (uid, gold) in zip(utts, job.inputs):
+                if gold not in labels:
+                    raise SsbmBenchError(f"family {job.family!r}: input {uid!r} has label {gold!r}, but member "
+                                         f"{name} knows only {labels}: the task's labels do not match the family's")
+                clean = stft(torch.as_tensor(utt.waveform, dtype=torch.float32), job.cfg)
+                request = ExplainRequest(model=model, utterance=utt, target=Target("class", labels.index(gold), gold),
+                                         cfg=job.cfg, seed=job.seed, clean_magnitude=clean.abs().numpy().astype(np.float64),
+                                         params=job.method.params, artifacts=None)
+                smap = method.explain(request)
+                values = np.asarray(smap.values, dtype=np.float64)
+                if not np.all(np.isfinite(values)):
+                    raise SsbmBenchError(f"method {job.method.label!r} gave NaN or infinite attributions for member "
+                                         f"{name}, input {uid!r}")
+                out.append(values)
+            maps[name] = out
+        raw = score_maps(maps, utts, job)
+    except SsbmBenchError as exc:
+        return IsaResult(job, "error", str(exc), seconds=time.perf_counter() - t0)
+    except Exception:  # a plugin's bug is this cell's error, not the run's end
+        return IsaResult(job, "error", traceback.format_exc(limit=8), seconds=time.perf_counter() - t0)
+    return IsaResult(job, "ok", raw=raw, seconds=time.perf_counter() - t0)
+
+
+def aggregated(maps: dict[str, list[np.ndarray]], utts, cfg: StftConfig) -> dict[str, dict[str, list[np.ndarray]]]:
+    """{aggregation: {member: [per-input vector]}}; 'words' only where every input has word times."""
+    out: dict[str, dict[str, list[np.ndarray]]] = {"none": maps, "frames": {}, "words": {}}
+    with_words = all(len(u.words) > 0 for u in utts)
+    for name, per_input in maps.items():
+        frames = [aggregate_frames(m) for m in per_input]
+        out["frames"][name] = frames
+        if with_words:
+            out["words"][name] = [aggregate_words(f, word_spans(u, f.size, cfg)) for f, u in zip(frames, utts)]
+    if not with_words:
+        del out["words"]
+    return out
+
+
+def score_maps(maps: dict[str, list[np.ndarray]], utts, job: IsaJob) -> dict:
+    rng = np.random.default_rng(job.seed)
+    names = sorted(maps, key=lambda s: (len(s), s))
+    result: dict = {"p": job.p, "members": names, "inputs": [u.id for u in utts], "aggregations": {}}
+    for agg, by_member in aggregated(maps, utts, job.cfg).items():
+        shuffled_maps = {n: shuffled(by_member[n], rng) for n in names}
+        pairs = []
+        for a, b in itertools.combinations(names, 2):
+            pairs.append({
+                "pair": [a, b],
+                "overlaps": [top_p_overlap(x, y, job.p) for x, y in zip(by_member[a], by_member[b])],
+                "baseline": [top_p_overlap(x, y, job.p) for x, y in zip(shuffled_maps[a], shuffled_maps[b])],
+            })
+        entry = {"pairs": pairs}
+        if agg == "words":
+            entry["word_maps"] = {n: [v.tolist() for v in by_member[n]] for n in names}
+        result["aggregations"][agg] = entry
+    return result
+
+
+def isa_summary(raw: dict, aggregation: str) -> dict:
+    """Per-pair ISA (mean over inputs) and baseline, from a stored cell."""
+    entry = raw["aggregations"][aggregation]
+    scores = [float(np.mean(p["overlaps"])) for p in entry["pairs"]]
+    base = [float(np.mean(p["baseline"])) for p in entry["pairs"]]
+    return {"pairs": [p["pair"] for p in entry["pairs"]], "scores": scores, "baseline": base,
+            "median": float(np.median(scores)), "baseline_median": float(np.median(base))}
+
+
+def plan_isa_jobs(suite, registry, cache, log, suite_digest_key) -> list[IsaJob]:
+    """Train or load each family of the suite's [isa] section and make one job per (family, method).
+
+    `suite_digest_key(fields)` turns the job's defining fields into its cell key.
+    """
+    settings = suite.isa
+    jobs = []
+    for fam_name in settings.families:
+        record = registry.get("family", fam_name).record
+        training = {"epochs": settings.epochs} if settings.epochs else None
+        family = record.factory(seeds=settings.seeds, log=log, training=training).to_dict()
+        ag = family["agreement"]
+        log(f"[isa {fam_name}] {len(family['members'])} seeds, test accuracy "
+            f"{', '.join(f'{a:.2f}' for a in ag['accuracy'])}; Fleiss' kappa {ag['kappa']:.3f}")
+        corpus = PluginRef(family["corpus"], dict(family["corpus_params"]))
+        corpus_digest = cache.instance("corpus", corpus).digest()
+        inputs = tuple(zip(family["test_ids"], family["test_labels"]))
+        if settings.inputs is not None:
+            inputs = inputs[: settings.inputs]
+        members = tuple(sorted(family["members"].items(), key=lambda kv: int(kv[0].split("-")[1])))
+        for mref in settings.methods:
+            method = cache.instance("method", mref)
+            fields = {"board": "isa", "family": fam_name, "members": [m for m, _ in members],
+                      "member_dirs": [d for _, d in members], "model": settings.model, "method": mref.to_dict(),
+                      "method_id": method.describe(), "inputs": list(inputs), "p": settings.p,
+                      "corpus_digest": corpus_digest}
+            jobs.append(IsaJob(suite_digest_key(fields), fam_name, members, settings.model, mref, corpus, inputs,
+                               settings.p, 0, StftConfig(),
+                               {"corpus_digest": corpus_digest, "agreement": ag, "task_kind": record.task_kind}))
+    return jobs

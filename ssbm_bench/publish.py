@@ -1,0 +1,382 @@
+"""The published leaderboard: README.md, CSV, JSON and a static HTML page.
+
+Rows come from accepted submissions (leaderboards/submissions/, re-scored
+from their cells when read) and from any results stores named on the
+command line; one table per board, suite, corpus and model. Beside each
+table, neighbours in rank are compared by a paired test over utterances
+(`paired_sign_flip`): when the per-utterance scores of two methods do not
+differ significantly, the page says so, because a rank alone would claim
+more than the data holds. The HTML page is one self-contained file: inline
+CSS and vanilla JavaScript (click a header to sort), no network requests;
+figures are PNG files beside it.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import itertools
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .harness.store import CellRow
+
+#: paired tests use this level; a note marks neighbours with p at or above it
+ALPHA = 0.05
+#: sign flips drawn when exact enumeration (2^n) would be larger
+PERMUTATIONS = 20000
+EXACT_UP_TO = 16
+
+
+# --- the paired test ---------------------------------------------------------
+
+def paired_sign_flip(a: dict[str, float], b: dict[str, float], seed: int = 0) -> tuple[float, int, float]:
+    """Two-sided sign-flip permutation test of mean(a_u - b_u) = 0 over the
+    utterances u both have. Under the null each difference is as likely
+    positive as negative; p is the share of sign assignments whose |mean| is
+    at least the observed one (exact for n <= 16, else 20,000 draws plus the
+    observed one). Returns (mean difference, n, p)."""
+    common = sorted(set(a) & set(b))
+    d = np.array([a[u] - b[u] for u in common], dtype=float)
+    d = d[np.isfinite(d)]
+    n = len(d)
+    if n == 0:
+        return float("nan"), 0, 1.0
+    observed = abs(d.mean())
+    tol = 1e-12 * max(1.0, observed)
+    if not np.any(np.abs(d) > 0):
+        return 0.0, n, 1.0
+    if n <= EXACT_UP_TO:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+        means = np.abs(signs @ d) / n
+        p = float(np.mean(means >= observed - tol))
+    else:
+        rng = np.random.default_rng(seed)
+        signs = rng.choice((1.0, -1.0), size=(PERMUTATIONS, n))
+        means = np.abs(signs @ d) / n
+        p = float((np.sum(means >= observed - tol) + 1) / (PERMUTATIONS + 1))
+    return float(d.mean()), n, p
+
+
+def _ssbm_per_utterance(cells: list[CellRow], threshold: float) -> dict[str, float]:
+    from .leaderboard import _floor, _outcome
+
+    per: dict[str, list[float]] = defaultdict(list)
+    for c in cells:
+        if c.status != "ok" or not c.raw:
+            continue
+        for e in c.raw["thresholds"]:
+            if math.isclose(e["threshold"], threshold, rel_tol=1e-9, abs_tol=1e-12):
+                per[c.utterance].append(_outcome(e, _floor(c)).ssbm)
+    return {u: float(np.mean(v)) for u, v in per.items()}
+
+
+def _deletion_per_utterance(cells: list[CellRow]) -> dict[str, float]:
+    from .metrics.deletion import deletion_gap
+
+    per: dict[str, list[float]] = defaultdict(list)
+    for c in cells:
+        if c.status != "ok" or not c.raw or not c.raw.get("conditions"):
+            continue
+        table = {(x["order"], float(x["fraction"])): float(x["target"]) for x in c.raw["conditions"]}
+        fractions = sorted({r for _, r in table})
+        try:
+            per[c.utterance].append(deletion_gap(table, fractions))
+        except KeyError:  # a cell without the random or top order: nothing to pair
+            continue
+    return {u: float(np.mean(v)) for u, v in per.items() if np.isfinite(np.mean(v))}
+
+
+# --- gathering rows ----------------------------------------------------------
+
+@dataclass
+class Source:
+    """One set of cells: an accepted submission or a results store."""
+
+    label: str
+    cells: list
+    rows: dict  # board -> list of row dicts
+
+
+def source_from_submission(v, filename: str) -> Source:
+    who = v.doc.get("submitter")
+    label = f"{who} ({filename})" if who else filename
+    return Source(label, v.cells, v.rows)
+
+
+def source_from_store(db: str | Path) -> Source:
+    from .harness.store import ResultStore
+    from .submission import board_rows_json
+
+    with ResultStore(db) as store:
+        cells = list(store.cells())
+    return Source(str(db), cells, board_rows_json(cells))
+
+
+TABLE_KEY = ("board", "suite", "corpus", "model")
+
+
+@dataclass
+class Table:
+    board: str
+    suite: str
+    corpus: str
+    corpus_digest: str
+    model: str
+    rows: list  # dicts, ranked
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        what = "SSBM" if self.board == "ssbm" else "Deletion by rank"
+        return (f"{what} — suite `{self.suite}`, corpus `{self.corpus}` (digest `{self.corpus_digest[:12]}`), "
+                f"model `{self.model}`")
+
+
+def _row_cells(source: Source, row: dict) -> list:
+    return [c for c in source.cells if c.board == row["board"] and c.model == row["model"]
+            and c.method == row["method"] and c.fill == row["fill"] and c.suite == row["suite"]
+            and c.suite_digest == row.get("suite_digest", c.suite_digest)]
+
+
+def _per_utterance(source: Source, row: dict) -> dict[str, float]:
+    cells = _row_cells(source, row)
+    if row["board"] == "ssbm":
+        t = row.get("best_threshold")
+        return _ssbm_per_utterance(cells, t) if t is not None else {}
+    return _deletion_per_utterance(cells)
+
+
+def build_tables(sources: list[Source]) -> list[Table]:
+    grouped: dict[tuple, list] = defaultdict(list)
+    for s in sources:
+        for board in ("ssbm", "deletion"):
+            for r in s.rows.get(board, []):
+                grouped[tuple(r[k] for k in TABLE_KEY)].append((s, dict(r, source=s.label)))
+    tables = []
+    for key in sorted(grouped):
+        members = grouped[key]
+        members.sort(key=lambda m: (-(m[1]["score"] if m[1]["score"] is not None else -math.inf),
+                                    m[1]["method"], m[1]["fill"], m[1]["source"]))
+        rows = []
+        for i, (s, r) in enumerate(members, 1):
+            r["rank"] = i
+            rows.append(r)
+        t = Table(key[0], key[1], key[2], rows[0].get("corpus_digest", ""), key[3], rows)
+        for (s1, r1), (s2, r2) in zip(members, members[1:]):
+            if r1["score"] is None or r2["score"] is None:
+                continue
+            diff, n, p = paired_sign_flip(_per_utterance(s1, r1), _per_utterance(s2, r2))
+            r1.setdefault("vs_next", {"method": r2["method"], "fill": r2["fill"], "n": n, "p": p})
+            if p >= ALPHA:
+                t.notes.append(f"{_name(r1)} and {_name(r2)} (ranks {r1['rank']} and {r2['rank']}) are not "
+                               f"significantly different: paired sign-flip test over {n} utterance(s), "
+                               f"p = {p:.3g}" + (f" (with {n} utterances no p below {2 / 2 ** n:.3g} is possible)"
+                                                 if 0 < n <= EXACT_UP_TO and 2 / 2 ** n >= ALPHA else ""))
+            else:
+                t.notes.append(f"{_name(r1)} ranks above {_name(r2)}: paired sign-flip test over {n} "
+                               f"utterance(s), p = {p:.3g}")
+        tables.append(t)
+    return tables
+
+
+def _name(row: dict) -> str:
+    return f"{row['method']} ({row['fill']})"
+
+
+# --- writers -----------------------------------------------------------------
+
+def _f(x, spec: str = ".2f") -> str:
+    return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
+
+
+COLUMNS = [  # (header, key, kind, format)
+    ("rank", "rank", "number", "d"),
+    ("method", "method", "text", None),
+    ("fill", "fill", "text", None),
+    ("score", "score", "number", ".3f"),
+    ("95% CI low", "ci_low", "number", ".3f"),
+    ("95% CI high", "ci_high", "number", ".3f"),
+    ("cells", "n", "number", "d"),
+    ("utterances", "n_utterances", "number", "d"),
+    ("source", "source", "text", None),
+]
+
+SCORE_NOTE = {"ssbm": "score: SSBM at the best threshold (ΔLeRF + ΔMoRF, mean over words); interval: percentile "
+                      "bootstrap over utterances that re-picks the threshold",
+              "deletion": "score: deletion gap, mean over fractions of score(random) − score(top); interval: "
+                          "bootstrap over utterances"}
+
+
+def to_markdown(tables: list[Table], n_submissions: int, n_stores: int) -> str:
+    out = ["# ssbm-bench leaderboard", "",
+           "Generated by `ssbm-bench leaderboard publish` from "
+           f"{n_submissions} accepted submission(s) in `submissions/`"
+           + (f" and {n_stores} results store(s)" if n_stores else "") + ". Do not edit by hand: add a "
+           "submission with `ssbm-bench leaderboard add FILE` and publish again. Neighbours in rank are compared "
+           f"by a paired sign-flip test over utterances (α = {ALPHA}).", ""]
+    if not tables:
+        out += ["No results yet.", ""]
+    for t in tables:
+        out += [f"## {t.title}", "", f"_{SCORE_NOTE[t.board]}._", ""]
+        out.append("| rank | method | fill | score | 95% CI | cells | utterances | source |")
+        out.append("|---:|---|---|---:|---|---:|---:|---|")
+        for r in t.rows:
+            out.append(f"| {r['rank']} | {r['method']} | {r['fill']} | {_f(r['score'])} | "
+                       f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}] | {r['n']} | {r.get('n_utterances', '')} | "
+                       f"{r['source']} |")
+        out.append("")
+        for n in t.notes:
+            out.append(f"- {n}")
+        if t.notes:
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+CSV_FIELDS = ["board", "suite", "corpus", "corpus_digest", "model", "rank", "method", "fill", "score", "ci_low",
+              "ci_high", "n", "n_utterances", "source", "suite_digest", "next_method", "next_fill", "paired_n",
+              "paired_p"]
+
+
+def to_csv(tables: list[Table]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    for t in tables:
+        for r in t.rows:
+            nxt = r.get("vs_next") or {}
+            w.writerow({**r, "next_method": nxt.get("method", ""), "next_fill": nxt.get("fill", ""),
+                        "paired_n": nxt.get("n", ""), "paired_p": nxt.get("p", "")})
+    return buf.getvalue()
+
+
+def to_json(tables: list[Table]) -> str:
+    return json.dumps({"alpha": ALPHA, "tables": [
+        {"board": t.board, "suite": t.suite, "corpus": t.corpus, "corpus_digest": t.corpus_digest, "model": t.model,
+         "rows": t.rows, "notes": t.notes} for t in tables]}, indent=2, sort_keys=True, default=str) + "\n"
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; }
+th, td { padding: 0.25em 0.7em; border-bottom: 1px solid #ddd; }
+th { cursor: pointer; user-select: none; background: #f4f4f4; text-align: left; }
+th.num, td.num { text-align: right; }
+th[aria-sort="ascending"]::after { content: " \\25B2"; }
+th[aria-sort="descending"]::after { content: " \\25BC"; }
+.note { color: #555; font-size: 0.9em; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
+"""
+
+# Sorting: click a header; numbers sort by their data-value, text by content;
+# a second click reverses. No request leaves the page.
+_JS = """
+function sortTable(th) {
+  var table = th.closest('table'), body = table.tBodies[0];
+  var col = Array.prototype.indexOf.call(th.parentNode.children, th);
+  var numeric = th.getAttribute('data-type') === 'number';
+  var dir = th.getAttribute('aria-sort') === 'ascending' ? 'descending' : 'ascending';
+  Array.prototype.forEach.call(th.parentNode.children, function (h) { h.removeAttribute('aria-sort'); });
+  th.setAttribute('aria-sort', dir);
+  var rows = Array.prototype.slice.call(body.rows);
+  function key(row) {
+    var cell = row.cells[col];
+    if (!numeric) return cell.textContent;
+    var v = parseFloat(cell.getAttribute('data-value'));
+    return isNaN(v) ? -Infinity : v;
+  }
+  rows.sort(function (a, b) {
+    var x = key(a), y = key(b), c = numeric ? x - y : String(x).localeCompare(String(y));
+    return dir === 'ascending' ? c : -c;
+  });
+  rows.forEach(function (r) { body.appendChild(r); });
+}
+document.addEventListener('DOMContentLoaded', function () {
+  document.querySelectorAll('table.board th').forEach(function (th) {
+    th.addEventListener('click', function () { sortTable(th); });
+  });
+  document.body.setAttribute('data-ready', '1');
+});
+"""
+
+
+def _cell_html(r: dict, key: str, kind: str, spec: str | None) -> str:
+    v = r.get(key)
+    if kind == "number":
+        finite = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        shown = format(v, spec) if finite else "—"
+        value = repr(float(v)) if finite else "NaN"
+        return f'<td class="num" data-value="{value}">{html.escape(shown)}</td>'
+    return f"<td>{html.escape(str(v if v is not None else ''))}</td>"
+
+
+def to_html(tables: list[Table], figures: list[str], n_submissions: int, n_stores: int) -> str:
+    e = html.escape
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             # no request may leave the page: scripts and styles are inline, images are local files
+             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src 'self' data:; "
+             "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">",
+             "<title>ssbm-bench leaderboard</title>", f"<style>{_CSS}</style>", f"<script>{_JS}</script>",
+             "</head><body>", "<h1>ssbm-bench leaderboard</h1>",
+             f"<p class=\"note\">From {n_submissions} accepted submission(s)"
+             + (f" and {n_stores} results store(s)" if n_stores else "")
+             + f". Click a column header to sort. Neighbours in rank are compared by a paired sign-flip test over "
+               f"utterances (α = {ALPHA}).</p>"]
+    if not tables:
+        parts.append("<p>No results yet.</p>")
+    for i, t in enumerate(tables):
+        parts.append(f"<h2>{e(t.title.replace('`', ''))}</h2>")
+        parts.append(f'<p class="note">{e(SCORE_NOTE[t.board])}.</p>')
+        parts.append(f'<table class="board" id="table-{i}"><thead><tr>')
+        for header, _, kind, _ in COLUMNS:
+            cls = ' class="num"' if kind == "number" else ""
+            parts.append(f'<th data-type="{kind}"{cls}>{e(header)}</th>')
+        parts.append("</tr></thead><tbody>")
+        for r in t.rows:
+            parts.append("<tr>" + "".join(_cell_html(r, k, kind, spec) for _, k, kind, spec in COLUMNS) + "</tr>")
+        parts.append("</tbody></table>")
+        if t.notes:
+            parts.append("<ul class=\"note\">" + "".join(f"<li>{e(n)}</li>" for n in t.notes) + "</ul>")
+    if figures:
+        parts.append("<h2>Figures</h2>")
+        for f in figures:
+            parts.append(f'<figure><img src="{e(f)}" alt="{e(f)}" loading="lazy"><figcaption class="note">'
+                         f"{e(f)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def publish(out: Path, leaderboards_dir: Path, suites_dir: Path, dbs: list | None = None,
+            figures: bool = True) -> list[Path]:
+    from .submission import load_accepted
+
+    sources = [source_from_submission(v, p.name) for p, v in load_accepted(leaderboards_dir, suites_dir)]
+    stores = [source_from_store(db) for db in (dbs or [])]
+    tables = build_tables(sources + stores)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    fig_paths: list[str] = []
+    if figures:
+        # one copy of a cell that two sources share (the same key is the same computation)
+        cells = list({c.key: c for s in sources + stores for c in s.cells if c.board == "ssbm"}.values())
+        if cells:
+            from .figures import write_figures
+
+            fig_paths = [p.relative_to(out).as_posix() for p in write_figures(cells, out / "figures")]
+    else:
+        fig_dir = out / "figures"
+        if fig_dir.is_dir():
+            fig_paths = sorted(p.relative_to(out).as_posix() for p in fig_dir.glob("*.png"))
+    written = []
+    for name, text in (("README.md", to_markdown(tables, len(sources), len(stores))),
+                       ("leaderboard.csv", to_csv(tables)), ("leaderboard.json", to_json(tables)),
+                       ("index.html", to_html(tables, fig_paths, len(sources), len(stores)))):
+        (out / name).write_text(text)
+        written.append(out / name)
+    return written

@@ -1,0 +1,119 @@
+"""The published leaderboard: files, the paired test, and the page in a real
+headless Chromium (loads with no network, a click on a header sorts, a
+screenshot is written)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from chromium_cdp import Chromium, chromium_binary
+from submission_helpers import good_submission, write_suites
+from ssbm_bench.cli import main
+from ssbm_bench.publish import paired_sign_flip
+from ssbm_bench.submission import add_submission
+
+
+def test_sign_flip_is_exact_for_few_utterances():
+    a = {f"u{i}": 1.0 for i in range(5)}
+    b = {f"u{i}": 0.0 for i in range(5)}
+    diff, n, p = paired_sign_flip(a, b)
+    assert (diff, n) == (1.0, 5) and p == pytest.approx(2 / 32)  # only all-plus and all-minus are as extreme
+    a6 = {f"u{i}": 1.0 for i in range(6)}
+    assert paired_sign_flip(a6, {u: 0.0 for u in a6})[2] == pytest.approx(2 / 64)
+
+
+def test_sign_flip_pairs_only_shared_utterances_and_handles_ties():
+    assert paired_sign_flip({"a": 1.0, "b": 2.0}, {"b": 2.0, "c": 0.0}) == (0.0, 1, 1.0)
+    assert paired_sign_flip({}, {"x": 1.0})[1:] == (0, 1.0)
+
+
+def test_sign_flip_with_many_utterances_separates_signal_from_noise():
+    rng = __import__("numpy").random.default_rng(1)
+    noise = rng.normal(0, 1, 40)
+    a = {f"u{i}": float(x) for i, x in enumerate(noise)}
+    zero = {u: 0.0 for u in a}
+    assert paired_sign_flip(a, zero)[2] > 0.05
+    shifted = {u: v + 2.0 for u, v in a.items()}
+    assert paired_sign_flip(shifted, zero)[2] < 0.001
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    d = tmp_path_factory.mktemp("publish")
+    lb = d / "lb"
+    write_suites(lb / "suites")
+    sub = d / "good.json"
+    sub.write_text(json.dumps(good_submission()))
+    add_submission(sub, lb)
+    out = d / "site"
+    assert main(["leaderboard", "publish", "--out", str(out), "--dir", str(lb)]) == 0
+    return out
+
+
+def test_publish_writes_markdown_csv_json_html_and_figures(published):
+    readme = (published / "README.md").read_text()
+    assert "## SSBM — suite `handmade`, corpus `synthetic`" in readme
+    assert "| rank | method | fill | score | 95% CI | cells | utterances | source |" in readme
+    assert "hand made (handmade--" in readme
+    assert "not significantly different: paired sign-flip test over 2 utterance(s)" in readme
+    rows = list(csv.DictReader(io.StringIO((published / "leaderboard.csv").read_text())))
+    assert [r["rank"] for r in rows] == ["1", "2"] and {r["method"] for r in rows} == {"energy", "random"}
+    assert float(rows[0]["score"]) >= float(rows[1]["score"])
+    doc = json.loads((published / "leaderboard.json").read_text())
+    assert doc["tables"][0]["rows"][0]["vs_next"]["n"] == 2
+    figures = sorted(p.name for p in (published / "figures").glob("*.png"))
+    assert len(figures) == 2
+    page = (published / "index.html").read_text()
+    assert "http://" not in page and "https://" not in page and 'src="//' not in page  # nothing remote
+    assert all(f"figures/{f}" in page for f in figures)
+
+
+@pytest.mark.skipif(chromium_binary() is None, reason="Debian's chromium is not installed (make setup installs it)")
+def test_the_page_loads_offline_sorts_on_click_and_screenshots(published, tmp_path):
+    browser = Chromium(tmp_path / "profile")
+    try:
+        browser.open((published / "index.html").as_uri())
+        assert browser.eval("document.body.getAttribute('data-ready')") == "1"
+        urls = browser.requested_urls()
+        assert urls and all(u.startswith("file://") for u in urls), urls  # nothing but local files
+        # every figure decodes (figures load lazily: ask for them now; a broken image fails to decode)
+        assert browser.eval("Promise.all(Array.from(document.images).map(i => { i.loading = 'eager'; "
+                            "return i.decode().then(() => i.naturalWidth > 0, () => false); }))"
+                            ".then(ok => ok.every(Boolean))")
+        assert all(u.startswith("file://") for u in browser.requested_urls())  # figures are local files too
+        assert browser.eval("document.images.length") == 2
+
+        def column(name):
+            return browser.eval(f"""(() => {{
+                const t = document.querySelector('table.board');
+                const i = Array.from(t.tHead.rows[0].cells).findIndex(c => c.textContent === {json.dumps(name)});
+                return Array.from(t.tBodies[0].rows).map(r => r.cells[i].textContent); }})()""")
+
+        def click_header(name):
+            box = browser.eval(f"""(() => {{
+                const th = Array.from(document.querySelectorAll('table.board th'))
+                    .find(c => c.textContent === {json.dumps(name)});
+                th.scrollIntoView(); const r = th.getBoundingClientRect();
+                return [r.left + r.width / 2, r.top + r.height / 2]; }})()""")
+            browser.click(*box)
+
+        before = column("method")
+        scores = [float(x) for x in column("score")]
+        assert scores == sorted(scores, reverse=True)  # published in rank order
+        click_header("score")
+        assert [float(x) for x in column("score")] == sorted(scores)  # ascending after one click
+        assert browser.eval("document.querySelector('table.board th[aria-sort]').textContent") == "score"
+        click_header("score")
+        assert [float(x) for x in column("score")] == sorted(scores, reverse=True)
+        click_header("method")
+        assert column("method") == sorted(before)
+        browser.eval("window.scrollTo(0, 0)")
+        shot = browser.screenshot(tmp_path / "leaderboard.png")
+    finally:
+        browser.close()
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
