@@ -43,7 +43,6 @@ import os
 import sys
 import time
 
-import numpy as np
 import torch
 
 from ssbm_bench.artifacts import MemoryArtifacts

@@ -12,14 +12,12 @@ order x fraction table and the cost per explanation.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .board_rows import rows_to_csv, rows_to_json
 from .harness.store import CellRow
 from .metrics.deletion import ORDERS, deletion_gap, ordering_cases, top_lowest_cases
 
@@ -184,30 +182,11 @@ CSV_FIELDS = ["board", "suite", "suite_digest", "corpus", "corpus_digest", "mode
 
 
 def to_csv(rows: list[DeletionRow]) -> str:
-    buf = io.StringIO()
     fractions = sorted({f for r in rows for f in r.fractions})
     extra = [f"{o}_{_fkey(f)}" for o in ORDERS for f in fractions]
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS + extra + ["ssbm_bench_version"], lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        d = {k: getattr(r, k) for k in CSV_FIELDS}
-        for o in ORDERS:
-            for f in fractions:
-                d[f"{o}_{_fkey(f)}"] = r.table.get(o, {}).get(_fkey(f))
-        d["ssbm_bench_version"] = r.versions.get("ssbm-bench", "")
-        w.writerow(d)
-    return buf.getvalue()
-
-
-def _json_safe(x):
-    if isinstance(x, float) and not np.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_json_safe(v) for v in x]
-    return x
+    return rows_to_csv(rows, CSV_FIELDS, extra, lambda r: {
+        f"{o}_{_fkey(f)}": r.table.get(o, {}).get(_fkey(f)) for o in ORDERS for f in fractions})
 
 
 def to_json(rows: list[DeletionRow]) -> str:
-    return json.dumps([_json_safe(r.to_dict()) for r in rows], indent=2, sort_keys=True) + "\n"
+    return rows_to_json(rows)

@@ -20,14 +20,12 @@ n_components = the corpus's segments, 10 by default).
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .board_rows import rows_to_csv, rows_to_json
 from .harness.store import CellRow
 from .metrics.stability import ground_truth_match, shared_with_reference, unique_components
 
@@ -158,25 +156,8 @@ CSV_FIELDS = ["board", "suite", "suite_digest", "corpus", "corpus_digest", "mode
 
 
 def to_csv(rows: list[StabilityRow]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS + ["ssbm_bench_version"], lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        d = {k: getattr(r, k) for k in CSV_FIELDS}
-        d["ssbm_bench_version"] = r.versions.get("ssbm-bench", "")
-        w.writerow(d)
-    return buf.getvalue()
-
-
-def _json_safe(x):
-    if isinstance(x, float) and not np.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_json_safe(v) for v in x]
-    return x
+    return rows_to_csv(rows, CSV_FIELDS)
 
 
 def to_json(rows: list[StabilityRow]) -> str:
-    return json.dumps([_json_safe(r.to_dict()) for r in rows], indent=2, sort_keys=True) + "\n"
+    return rows_to_json(rows)

@@ -18,7 +18,7 @@ from ssbm_bench.errors import InputError
 from ssbm_bench.plugins import get_registry
 from ssbm_bench.text import normalise_words
 from ssbm_bench_plugins import folder_corpus, librivox_corpus
-from ssbm_bench_plugins.alignment_formats import match_transcript, parse_matchseg, parse_sphinx_transcription
+from ssbm_bench_plugins.alignment_formats import parse_matchseg, parse_sphinx_transcription
 from ssbm_bench_plugins.librivox_corpus import DEFAULT_PATH, LibrivoxCorpus
 
 pytestmark = pytest.mark.skipif(
