@@ -117,3 +117,13 @@ def test_word_aligned_feature_mask():
 
     with pytest.raises(InputError, match="segments must be 'patches' or 'words'"):
         FeatureAblationMethod(segments="sentences")
+
+
+@pytest.mark.parametrize("name, families", [("quick", 2), ("standard", 4), ("isa-methods", 2)])
+def test_committed_suites_carry_an_isa_section(name, families):
+    from pathlib import Path
+
+    from ssbm_bench.harness.suite import load_suite
+
+    suite = load_suite(Path(__file__).resolve().parent.parent / "leaderboards" / "suites" / f"{name}.toml")
+    assert "isa" in suite.boards and len(suite.isa.families) == families and suite.isa.seeds >= 3
