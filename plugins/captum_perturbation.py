@@ -20,6 +20,12 @@ model's differentiable one, so they require ``differentiable``):
 segments instead of patches (the ISA paper's word-level perturbation): each
 word's frames are one feature, the frames outside words one more.
 
+``feature`` (feature-ablation and lime) picks the input type: the STFT
+magnitude (default) or its log, the ``waveform`` (a patch is a time span of
+``patch_frames`` STFT hops; the ISA paper grouped samples into 10 ms spans)
+or the model's ``embedding`` (blocks of the same duration and the same share
+of the feature axis). Occlusion's sliding window is time-frequency only.
+
 What replaces a patch comes from the cell's fill (captum's ``baselines``):
 |fill(clean STFT, weight 1)|, drawn once per explanation from the cell's
 seed for random fills; with no fill, digital silence. Patch sizes, steps,
@@ -28,44 +34,26 @@ samples and seeds are recorded with every map.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from ssbm_bench.attribution import (AttributionMethod, MagnitudeSpace, check_positive_int, interpretable_kernel,
-                                    ridge_model, seeded)
+from ssbm_bench.attribution import (STFT_FEATURES, AttributionMethod, MagnitudeSpace, check_choice,
+                                    check_positive_int, interpretable_kernel, patch_mask, ridge_model, seeded,
+                                    word_mask)
 from ssbm_bench.errors import InputError
 from ssbm_bench.hookspecs import hookimpl
 from ssbm_bench.records import MethodPlugin
 
-
-def word_mask(n_freq: int, n_frames: int, spans: list[tuple[int, int]]) -> torch.Tensor:
-    """(n_freq, n_frames) feature ids for word-aligned perturbation (the ISA
-    paper's sec. 3.3): every frame of word k (all frequencies) is feature k;
-    the frames outside every word are one more feature, so that they are
-    perturbed too but count as a single unit. Overlapping spans go to the
-    later word."""
-    cols = torch.full((n_frames,), len(spans), dtype=torch.long)
-    for k, (start, stop) in enumerate(spans):
-        cols[start:stop] = k
-    return cols[None, :].expand(n_freq, n_frames).clone()
-
-
-def patch_mask(n_freq: int, n_frames: int, patch_freq: int, patch_frames: int) -> torch.Tensor:
-    """(n_freq, n_frames) integer ids of non-overlapping patches, row-major
-    over (frequency band, time block); edge patches are smaller."""
-    per_row = math.ceil(n_frames / patch_frames)
-    f = torch.arange(n_freq)[:, None] // patch_freq
-    t = torch.arange(n_frames)[None, :] // patch_frames
-    return (f * per_row + t).long()
+#: the mask builders moved to ssbm_bench.attribution; re-exported for plugins that import them from here
+__all__ = ["FeatureAblationMethod", "OcclusionMethod", "LimeMethod", "run_lime", "patch_mask", "word_mask"]
 
 
 class PatchMethod(AttributionMethod):
     default_sign = "signed"
 
     def __init__(self, patch_freq: int = 64, patch_frames: int = 8, perturbations_per_eval: int = 1,
-                 scope: str = "word", sign: str | None = None, segments: str = "patches"):
-        super().__init__(scope=scope, sign=sign)
+                 scope: str = "word", sign: str | None = None, segments: str = "patches",
+                 feature: str = "magnitude"):
+        super().__init__(scope=scope, sign=sign, feature=feature)
         if segments not in ("patches", "words"):
             raise InputError(f"{self.name}: segments must be 'patches' or 'words' (word-aligned perturbation), "
                              f"got {segments!r}")
@@ -78,16 +66,15 @@ class PatchMethod(AttributionMethod):
         return {**super().settings(), "patch_freq": self.patch_freq, "patch_frames": self.patch_frames,
                 "perturbations_per_eval": self.perturbations_per_eval, "segments": self.segments}
 
-    def mask(self, space: MagnitudeSpace) -> torch.Tensor:
+    def mask(self, space) -> torch.Tensor:
+        """The feature mask in `space`'s own shape (patches, or word-aligned segments)."""
         if self.segments == "words":
             utt = space.request.utterance
             if not utt.words:
                 raise InputError(f"{self.name}: word-aligned perturbation needs word times, and utterance "
                                  f"{utt.id!r} has none")
-            n_freq, n_frames = space.shape
-            spans = [space.request.cfg.frame_span(w.start, w.end, n_frames) for w in utt.words]
-            return word_mask(n_freq, n_frames, spans).unsqueeze(0)
-        return patch_mask(*space.shape, self.patch_freq, self.patch_frames).unsqueeze(0)
+            return space.word_mask(utt.words)
+        return space.patch_mask(self.patch_freq, self.patch_frames)
 
 
 class FeatureAblationMethod(PatchMethod):
@@ -115,8 +102,10 @@ class OcclusionMethod(PatchMethod):
 
     def __init__(self, patch_freq: int = 64, patch_frames: int = 8, stride_freq: int | None = None,
                  stride_frames: int | None = None, perturbations_per_eval: int = 1, scope: str = "word",
-                 sign: str | None = None):
-        super().__init__(patch_freq, patch_frames, perturbations_per_eval, scope, sign)
+                 sign: str | None = None, feature: str = "magnitude"):
+        # a sliding window is defined on the time-frequency grid only
+        super().__init__(patch_freq, patch_frames, perturbations_per_eval, scope, sign,
+                         feature=check_choice("feature", feature, STFT_FEATURES, "occlusion"))
         self.stride_freq = check_positive_int("stride_freq", stride_freq or max(1, self.patch_freq // 2), self.name)
         self.stride_frames = check_positive_int("stride_frames", stride_frames or max(1, self.patch_frames // 2),
                                                 self.name)
@@ -150,8 +139,9 @@ class LimeMethod(PatchMethod):
 
     def __init__(self, n_samples: int = 200, patch_freq: int = 64, patch_frames: int = 8,
                  kernel_width: float = 0.25, alpha: float = 1.0, perturbations_per_eval: int = 1,
-                 scope: str = "word", sign: str | None = None, segments: str = "patches"):
-        super().__init__(patch_freq, patch_frames, perturbations_per_eval, scope, sign, segments)
+                 scope: str = "word", sign: str | None = None, segments: str = "patches",
+                 feature: str = "magnitude"):
+        super().__init__(patch_freq, patch_frames, perturbations_per_eval, scope, sign, segments, feature)
         self.n_samples = check_positive_int("n_samples", n_samples, self.name, minimum=2)
         if not float(kernel_width) > 0 or not float(alpha) >= 0:
             raise InputError(f"lime: kernel_width must be > 0 and alpha >= 0, got {kernel_width}, {alpha}")

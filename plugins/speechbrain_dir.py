@@ -168,6 +168,8 @@ class SpeechBrainDirectory(SpeechModel):
         self.sample_rate = int(getattr(self.interface.hparams, "sample_rate", 16000))
         caps = {Capability.CLASSIFY, Capability.DIFFERENTIABLE} if self.kind == "classifier" else {
             Capability.TRANSCRIBE}
+        if self.kind == "classifier" and self._embedding_modules():
+            caps.add(Capability.EMBED)
         self.capabilities = frozenset(caps)
         self.output_kind = None
         if self.kind == "classifier":
@@ -321,6 +323,63 @@ class SpeechBrainDirectory(SpeechModel):
             raise InputError(f"speechbrain-dir: expected a non-empty 1-D waveform tensor, got shape {tuple(x.shape)}")
         return self._logits(x.to(self._torch.float32)[None])[0]
 
+    # --- embedding: the normalised filterbank the encoder reads ---------------
+    def _embedding_modules(self) -> bool:
+        """An EncoderClassifier whose front end is compute_features + mean_var_norm (a fixed
+        filterbank and per-sentence normalisation: nothing trained, the same for every seed)."""
+        mods = self.interface.mods
+        return self.interface_name == "EncoderClassifier" and all(
+            m in mods for m in ("compute_features", "mean_var_norm", "embedding_model", "classifier"))
+
+    def _fbank_weights(self):
+        """(n_mels, n_bins) filters and their bin frequencies, when compute_features is speechbrain's Fbank."""
+        fb = getattr(self.interface.mods.compute_features, "compute_fbanks", None)
+        if fb is None or not hasattr(fb, "_create_fbank_matrix"):
+            return None, None
+        torch = self._torch
+        n_bins = fb.all_freqs_mat.shape[1]
+        f_c = fb.f_central.detach().repeat(n_bins, 1).transpose(0, 1)
+        band = fb.band.detach().repeat(n_bins, 1).transpose(0, 1)
+        if not fb.freeze:
+            scale = fb.sample_rate * fb.param_change_factor * fb.param_change_factor
+            f_c, band = f_c * scale, band * scale
+        with torch.no_grad():
+            matrix = fb._create_fbank_matrix(f_c, band)  # (n_bins, n_mels)
+        return matrix.T.double().numpy(), np.linspace(0.0, fb.sample_rate // 2, n_bins)
+
+    def embed(self, waveform):
+        from ssbm_bench.model import Embedding
+
+        self.require(Capability.EMBED, "the model's embedding")
+        torch = self._torch
+        x = torch.as_tensor(waveform).to(torch.float32)
+        if x.ndim != 1 or x.numel() == 0:
+            raise InputError(f"speechbrain-dir: expected a non-empty 1-D waveform tensor, got shape {tuple(x.shape)}")
+        mods = self.interface.mods
+        lens = torch.ones(1)
+        feats = mods.mean_var_norm(mods.compute_features(x[None]), lens)[0]
+        stft_mod = getattr(mods.compute_features, "compute_STFT", None)
+        hop_ms = float(getattr(stft_mod, "hop_length", 10.0)) if stft_mod is not None else 10.0
+        weights, bin_hz = self._fbank_weights()
+        return Embedding(values=feats, hop_seconds=hop_ms / 1000.0, label="normalised fbank",
+                         frequency_weights=weights, bin_hz=bin_hz)
+
+    def embedding_target_score(self, values, embedding, target, transcript=None):
+        self.require(Capability.EMBED, "a score from the model's embedding")
+        torch = self._torch
+        if target.kind != "class":
+            raise InputError(f"speechbrain-dir {self.path}: a classifier explains classes, not {target.key}")
+        mods = self.interface.mods
+        lens = torch.ones(1)
+        with self._seeded():
+            emb = mods.embedding_model(values.to(torch.float32)[None], lens)
+            if "mean_var_norm_emb" in mods:
+                emb = mods.mean_var_norm_emb(emb, torch.ones(emb.shape[0]))
+            out = mods.classifier(emb).reshape(1, -1)
+        if self.output_kind == "probabilities":
+            out = torch.log(out.clamp_min(torch.finfo(out.dtype).tiny))
+        return self.word_or_class_score(out[0], target, None)
+
     # --- ASR --------------------------------------------------------------
     def transcribe(self, waveforms: Sequence[np.ndarray]) -> list[list[str]]:
         self.require(Capability.TRANSCRIBE, "transcribe")
@@ -359,6 +418,6 @@ def register_models(register):
                 "any speechbrain model directory (hyperparams.yaml + checkpoints, loaded offline): classifiers "
                 "classify (differentiable), ASR transcribes; parameter path"
             ),
-            capabilities=frozenset({"classify", "differentiable", "transcribe"}),
+            capabilities=frozenset({"classify", "differentiable", "transcribe", "embed"}),
         )
     )

@@ -15,7 +15,10 @@ captum call and its parameters:
   the SalASR score: the sum over all the transcript's tokens.
 * :class:`MagnitudeSpace`: the batched forward function captum calls,
   (B, freq, frames) magnitudes -> (B,) scores, and the fill's content
-  converted into this space (captum's ``baselines``).
+  converted into this space (captum's ``baselines``). ``feature =
+  "waveform"`` or ``"embedding"`` swaps in the spaces of
+  :mod:`ssbm_bench.feature_spaces` (the ISA paper's input types), which
+  bring their attributions back onto the STFT grid.
 * :func:`finite_attribution`: NaN or infinite attributions raise
   :class:`AttributionError` naming the method, utterance and target, so the
   harness stores an error rather than a score.
@@ -136,8 +139,11 @@ def resolve_target(request, scope: str = "word") -> ModelTarget:
     return ModelTarget(Target("word", j, ft.words[j]), ft, "word", ft.words[j], tuple(ft.tokens_of_word(j)))
 
 
-#: feature spaces over the STFT grid: the magnitude itself, or its natural log
-FEATURES = ("magnitude", "log-magnitude")
+#: feature spaces (input types): over the STFT grid, the magnitude itself or
+#: its natural log; the waveform; the model's embedding (capability "embed").
+#: Maps always come back on the STFT grid (ssbm_bench.feature_spaces).
+STFT_FEATURES = ("magnitude", "log-magnitude")
+FEATURES = (*STFT_FEATURES, "waveform", "embedding")
 #: floor added before the log, so silence (magnitude 0) has a finite log
 LOG_EPS = 1e-6
 
@@ -159,9 +165,11 @@ class MagnitudeSpace:
     |X| dScore/d|X|, gradient times input. Both give maps on the same grid.
     """
 
+    space_name = "stft"
+
     def __init__(self, request, model_target: ModelTarget, feature: str = "magnitude"):
-        if feature not in FEATURES:
-            raise InputError(f"feature must be one of {', '.join(FEATURES)}, got {feature!r}")
+        if feature not in STFT_FEATURES:
+            raise InputError(f"feature must be one of {', '.join(STFT_FEATURES)}, got {feature!r}")
         self.request = request
         self.model: SpeechModel = request.model
         self.mt = model_target
@@ -217,10 +225,71 @@ class MagnitudeSpace:
         return self.to_feature(out.abs().to(torch.float32).detach()).unsqueeze(0)
 
 
-def finite_attribution(attr: torch.Tensor | np.ndarray, method: str, request) -> np.ndarray:
-    """(freq, frames) float64 array, or AttributionError if any value is NaN/inf."""
+    # --- masks and maps (the interface every feature space shares) -----------
+    def patch_mask(self, patch_freq: int, patch_frames: int) -> torch.Tensor:
+        """(1, freq, frames) ids of non-overlapping time-frequency patches."""
+        return patch_mask(*self.shape, patch_freq, patch_frames).unsqueeze(0)
+
+    def word_mask(self, words) -> torch.Tensor:
+        """(1, freq, frames) ids: each word's frames one feature, the rest one more."""
+        n_freq, n_frames = self.shape
+        spans = [self.request.cfg.frame_span(w.start, w.end, n_frames) for w in words]
+        return word_mask(n_freq, n_frames, spans).unsqueeze(0)
+
+    def to_stft(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(values, dtype=np.float64).reshape(self.shape)
+
+    def native(self, values: np.ndarray):
+        from .feature_spaces import NativeAttribution
+
+        return NativeAttribution(np.asarray(values, np.float64).reshape(self.shape).T,
+                                 self.request.cfg.hop / self.request.cfg.sample_rate, f"stft:{self.feature}")
+
+
+def word_mask(n_freq: int, n_frames: int, spans: list[tuple[int, int]]) -> torch.Tensor:
+    """(n_freq, n_frames) feature ids for word-aligned perturbation (the ISA
+    paper's sec. 3.3): every frame of word k (all frequencies) is feature k;
+    the frames outside every word are one more feature, so that they are
+    perturbed too but count as a single unit. Overlapping spans go to the
+    later word."""
+    cols = torch.full((n_frames,), len(spans), dtype=torch.long)
+    for k, (start, stop) in enumerate(spans):
+        cols[start:stop] = k
+    return cols[None, :].expand(n_freq, n_frames).clone()
+
+
+def patch_mask(n_freq: int, n_frames: int, patch_freq: int, patch_frames: int) -> torch.Tensor:
+    """(n_freq, n_frames) integer ids of non-overlapping patches, row-major
+    over (frequency band, time block); edge patches are smaller."""
+    import math
+
+    per_row = math.ceil(n_frames / patch_frames)
+    f = torch.arange(n_freq)[:, None] // patch_freq
+    t = torch.arange(n_frames)[None, :] // patch_frames
+    return (f * per_row + t).long()
+
+
+def make_space(request, model_target: ModelTarget, feature: str):
+    """The feature space an attribution method works in (see FEATURES)."""
+    from .feature_spaces import EmbeddingSpace, WaveformSpace
+
+    if feature == "waveform":
+        return WaveformSpace(request, model_target)
+    if feature == "embedding":
+        return EmbeddingSpace(request, model_target)
+    return MagnitudeSpace(request, model_target, feature)
+
+
+def finite_attribution(attr: torch.Tensor | np.ndarray, method: str, request,
+                       shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """The attribution as a float64 array of the space's `shape` (default: a
+    (freq, frames) map, a leading batch axis dropped), or AttributionError if
+    any value is NaN/inf."""
     a = attr.detach().cpu().double().numpy() if isinstance(attr, torch.Tensor) else np.asarray(attr, np.float64)
-    a = a.reshape(a.shape[-2:]) if a.ndim == 3 else a
+    if shape is not None:
+        a = a.reshape(shape)
+    else:
+        a = a.reshape(a.shape[-2:]) if a.ndim == 3 else a
     bad = ~np.isfinite(a)
     if bad.any():
         raise AttributionError(
@@ -278,6 +347,8 @@ class AttributionMethod(SaliencyMethod):
         self.scope = check_choice("scope", scope, SCOPES, self.name)
         self.sign = check_choice("sign", sign or self.default_sign, SIGNS, self.name)
         self.feature = check_choice("feature", feature, FEATURES, self.name)
+        if self.feature == "embedding":  # the harness skips models without one, saying so
+            self.requires = self.requires | {Capability.EMBED}
 
     def settings(self) -> dict:
         """The method's parameters, recorded with every result (and in the cell key)."""
@@ -293,14 +364,16 @@ class AttributionMethod(SaliencyMethod):
     def explain(self, request) -> SaliencyMap:
         t0 = time.perf_counter()
         mt = resolve_target(request, self.scope)
-        space = MagnitudeSpace(request, mt, self.feature)
+        space = make_space(request, mt, self.feature)
         attr, extra = self.attribute(space, request)
-        values = finite_attribution(attr, self.name, request)
+        values = signed(finite_attribution(attr, self.name, request, space.shape), self.sign)
         params = {**self.settings(), "seed": int(request.seed), "target_scope": mt.scope, "target_label": mt.label,
                   "token_positions": list(mt.token_positions), "evaluations": space.evaluations,
                   "fill": request.fill.describe() if request.fill is not None else None,
+                  "input_type": space.space_name, "input_shape": list(space.shape),
                   "seconds": round(time.perf_counter() - t0, 3), **extra}
-        return SaliencyMap(signed(values, self.sign), kind="score", space="stft", params=params)
+        return SaliencyMap(space.to_stft(values), kind="score", space="stft", params=params,
+                           native=space.native(values))
 
 
 # --- LIME's pieces: the kernel and the interpretable model -------------------------

@@ -60,6 +60,8 @@ class IsaRow:
     accuracy: list
     task_kind: str
     model_independent: bool
+    #: the input type the attributions were compared in (the ISA paper's condition)
+    input_type: str
     seconds: float
     skipped: int
     errors: int
@@ -102,7 +104,9 @@ def isa_rows(cells: list[CellRow]) -> list[IsaRow]:
                            corpus_digest=first.corpus_digest, model=model, method=method, fill="-",
                            kappa=ag.get("kappa"), error_kappa=ag.get("error_kappa"),
                            accuracy=list(ag.get("accuracy", [])), task_kind=str(params.get("task_kind") or ""),
-                           model_independent=method.split("[")[0] in MODEL_INDEPENDENT, skipped=skipped,
+                           model_independent=method.split("[")[0] in MODEL_INDEPENDENT,
+                           input_type=str(((ok[-1].raw if ok else None) or {}).get("input_type", "stft")),
+                           skipped=skipped,
                            errors=errors, skip_reasons=reasons, versions=first.versions or {})
         if not ok:
             rows.append(IsaRow(aggregation="-", score=float("nan"), ci_low=float("nan"), ci_high=float("nan"),
@@ -150,12 +154,12 @@ def to_markdown(rows: list[IsaRow]) -> str:
                    f"(digest `{m0.corpus_digest[:12]}`)\n")
         out.append(f"Seeds' test accuracy {acc}; Fleiss' kappa {_fmt(m0.kappa)} overall, "
                    f"{_fmt(m0.error_kappa)} where any seed erred.\n")
-        out.append("| aggregation | rank | method | ISA | 95% CI | median | shuffled baseline | pairs | inputs | "
-                   "skipped | errors |")
-        out.append("|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|")
+        out.append("| aggregation | rank | method | input | ISA | 95% CI | median | shuffled baseline | pairs | "
+                   "inputs | skipped | errors |")
+        out.append("|---|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|")
         for r in members:
             name = f"{r.method} (model-independent)" if r.model_independent else r.method
-            out.append(f"| {r.aggregation} | {r.rank} | {name} | {_fmt(r.score)} | [{_fmt(r.ci_low)}, "
+            out.append(f"| {r.aggregation} | {r.rank} | {name} | {r.input_type} | {_fmt(r.score)} | [{_fmt(r.ci_low)}, "
                        f"{_fmt(r.ci_high)}] | {_fmt(r.median)} | {_fmt(r.baseline)} | {r.n_pairs} | {r.n} | "
                        f"{r.skipped} | {r.errors} |")
         reasons = sorted({s for r in members for s in r.skip_reasons})
@@ -167,7 +171,7 @@ def to_markdown(rows: list[IsaRow]) -> str:
 
 CSV_FIELDS = ["board", "suite", "suite_digest", "corpus", "corpus_digest", "model", "method", "aggregation", "rank",
               "score", "ci_low", "ci_high", "median", "baseline", "n", "n_pairs", "kappa", "error_kappa",
-              "task_kind", "model_independent", "skipped", "errors"]
+              "task_kind", "model_independent", "input_type", "skipped", "errors"]
 
 
 def to_csv(rows: list[IsaRow]) -> str:

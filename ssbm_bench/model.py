@@ -14,6 +14,12 @@ need and skip (with a stored reason) what a model cannot do.
 * ``score_tokens``: teacher-forced per-token correctness against a given
   transcript (the SalASR poster's token success rate).
 * ``align``: force-align known words to audio, giving word times.
+* ``embed``: the model's *embedding*, the output of its fixed front end
+  (the first representation every seed of a family shares: wav2vec2's CNN
+  output in the ISA paper; Whisper's log-mel; a speechbrain classifier's
+  normalised filterbank), and the target score as a function of it, so that
+  methods can attribute over the embedding input type
+  (:mod:`ssbm_bench.feature_spaces`).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ class Capability(str, Enum):
     DIFFERENTIABLE = "differentiable"
     SCORE_TOKENS = "score_tokens"
     ALIGN = "align"
+    EMBED = "embed"
 
     def __str__(self) -> str:
         return self.value
@@ -59,6 +66,26 @@ class ForcedTranscript:
 
     def tokens_of_word(self, index: int) -> list[int]:
         return [i for i, w in enumerate(self.word_of_token) if w == index]
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """A model's embedding of one waveform (capability ``embed``).
+
+    `values`: (frames, dims) torch tensor, `hop_seconds` apart, frame k
+    centred at k * hop_seconds. `frequency_weights` (dims, n_bins) at
+    frequencies `bin_hz` say which frequencies each dimension reads (mel
+    filters), for projecting attributions back onto the STFT grid; None when
+    the dimensions have no frequency meaning. `context`: whatever else the
+    model needs to score from the embedding (held fixed, not attributed).
+    """
+
+    values: object
+    hop_seconds: float
+    label: str
+    frequency_weights: np.ndarray | None = None
+    bin_hz: np.ndarray | None = None
+    context: object = None
 
 
 class SpeechModel(ABC):
@@ -129,6 +156,33 @@ class SpeechModel(ABC):
             raise InputError(f"model {self.name!r}: word {target.index} ({target.label!r}) has no tokens in the "
                              f"transcript {transcript.text!r}")
         return lp[idx].sum()
+
+    # --- embedding --------------------------------------------------------
+    def embed(self, waveform) -> Embedding:
+        """The embedding of a 1-D float torch waveform, differentiable w.r.t. it."""
+        raise CapabilityMissing(f"model {self.name!r} exposes no embedding")
+
+    def embedding_target_score(self, values, embedding: Embedding, target: Target,
+                               transcript: ForcedTranscript | None = None):
+        """Scalar torch score for `target` as a function of embedding `values`
+        (shape of ``embedding.values``), everything else as in `embedding`."""
+        raise CapabilityMissing(f"model {self.name!r} cannot score from its embedding")
+
+    def word_or_class_score(self, log_probs_or_logits, target: Target, transcript: ForcedTranscript | None):
+        """The target's score from per-token log-probabilities (words) or logits (classes)."""
+        if target.kind == "class":
+            return log_probs_or_logits[target.index]
+        if transcript is None:
+            raise CapabilityMissing(f"model {self.name!r}: a word target needs the forced transcript")
+        if target.index == -1:
+            return log_probs_or_logits.sum()
+        idx = transcript.tokens_of_word(target.index)
+        if not idx:
+            from .errors import InputError
+
+            raise InputError(f"model {self.name!r}: word {target.index} ({target.label!r}) has no tokens in the "
+                             f"transcript {transcript.text!r}")
+        return log_probs_or_logits[idx].sum()
 
     # --- teacher-forced token success ------------------------------------
     def score_tokens(self, waveforms: Sequence[np.ndarray], transcript: ForcedTranscript) -> list[np.ndarray]:

@@ -140,6 +140,9 @@ class SaliencyMap:
     space: str = "stft"
     pvalues: np.ndarray | None = None
     params: dict = field(default_factory=dict)
+    #: the attribution in the space it was computed in (waveform, embedding,
+    #: STFT), for ISA; a ssbm_bench.feature_spaces.NativeAttribution or None
+    native: object = None
 
     def __post_init__(self):
         self.values = np.asarray(self.values, dtype=np.float64)

@@ -34,6 +34,9 @@ epochs = 2
 name = "saliency"
 [[isa.methods]]
 name = "random"
+[[isa.methods]]
+name = "saliency"
+params = { feature = "embedding" }
 """
 
 
@@ -89,10 +92,13 @@ def test_isa_suite_runs_through_the_cli(tmp_path):
     db = tmp_path / "isa.sqlite"
     env = {"SSBM_BENCH_CACHE": str(tmp_path / "cache")}
     run = cli("run", str(suite), "--db", str(db), "--no-progress", env=env)
-    assert "2 computed (0 skipped, 0 errors)" in run.stdout, run.stdout + run.stderr
+    assert "3 computed (0 skipped, 0 errors)" in run.stdout, run.stdout + run.stderr
     rows = json.loads(cli("leaderboard", "--db", str(db), "--board", "isa", "--format", "json").stdout)
     assert {(r["method"], r["aggregation"]) for r in rows} == {
-        (m, a) for m in ("saliency", "random") for a in ("none", "frames", "words")}
+        (m, a) for m in ("saliency", "random", "saliency[feature=embedding]") for a in ("none", "frames", "words")}
+    # the input type is a condition of its own: the spectrogram, or the members' shared filterbank embedding
+    assert {r["input_type"] for r in rows if r["method"] == "saliency"} == {"stft:magnitude"}
+    assert {r["input_type"] for r in rows if "embedding" in r["method"]} == {"embedding:normalised fbank"}
     for r in rows:
         assert r["model"] == "family:voices" and r["n"] == 3 and r["n_pairs"] == 1
         assert 0.0 <= r["score"] <= 1.0 and r["kappa"] is not None
@@ -104,7 +110,7 @@ def test_isa_suite_runs_through_the_cli(tmp_path):
     (png,) = (tmp_path / "fig").glob("*--isa.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     again = cli("run", str(suite), "--db", str(db), "--no-progress", env=env)
-    assert "2 found in the store, 0 computed" in again.stdout
+    assert "3 found in the store, 0 computed" in again.stdout
 
 
 def test_word_aligned_feature_mask():

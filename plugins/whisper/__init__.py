@@ -22,7 +22,7 @@ from .sources import VARIANTS, install_hint, missing_parts
 
 __all__ = ["load_whisper_directory", "register_models"]
 
-CAPABILITIES = frozenset({"transcribe", "differentiable", "score_tokens"})
+CAPABILITIES = frozenset({"transcribe", "differentiable", "score_tokens", "embed"})
 
 
 def _factory(variant: str, plugin_name: str):

@@ -3,11 +3,14 @@ family's test inputs, scored by inter-seed agreement at each aggregation.
 
 The target of every explanation is the input's *gold* class (the same for
 every seed), so members are compared on the same question even where they
-predict differently. Maps come back on the STFT grid (freq x frames);
+predict differently. Attributions are compared in the input type they were
+computed in (the method's ``feature``: STFT magnitude, waveform, or the
+model's embedding; :class:`ssbm_bench.feature_spaces.NativeAttribution`);
 aggregation follows the ISA paper (sec. 3.3): ``none`` (every point),
-``frames`` (sum over frequency per 16 ms frame), ``words`` (mean of the
-frame sums over each word's frames, the gaps between words dropped; only for
-corpora with word times). ISA per seed pair = mean top-p overlap over the
+``frames`` (sum per frame: per 16 ms STFT hop, of samples for the waveform,
+per native frame for the embedding), ``words`` (mean of the frame sums over
+each word's frames, the gaps between words dropped; only for corpora with
+word times). ISA per seed pair = mean top-p overlap over the
 inputs (ssbm_bench.metrics.isa), beside the shuffled baseline.
 
 What is stored is small and enough to re-score: per aggregation, per pair,
@@ -28,8 +31,9 @@ import torch
 
 from ..audio import StftConfig, stft
 from ..errors import SsbmBenchError
+from ..feature_spaces import NativeAttribution
 from ..method import ExplainRequest
-from ..metrics.isa import DEFAULT_P, aggregate_frames, aggregate_words, shuffled, top_p_overlap
+from ..metrics.isa import DEFAULT_P, aggregate_words, shuffled, top_p_overlap
 from ..types import Target
 from .suite import PluginRef
 from .worker import cache_from
@@ -74,7 +78,7 @@ def run_isa_cell(job: IsaJob, worker_state: dict) -> IsaResult:
     cache = cache_from(worker_state)
     try:
         method = cache.instance("method", job.method)
-        maps: dict[str, list[np.ndarray]] = {}
+        maps: dict[str, list[NativeAttribution]] = {}
         utts = [cache.utterance(job.corpus, uid) for uid, _ in job.inputs]
         for name, directory in job.members:
             model = cache.instance("model", PluginRef(job.model, {"path": directory}))
@@ -94,12 +98,13 @@ def run_isa_cell(job: IsaJob, worker_state: dict) -> IsaResult:
                                          cfg=job.cfg, seed=job.seed, clean_magnitude=clean.abs().numpy().astype(np.float64),
                                          params=job.method.params, artifacts=None)
                 smap = method.explain(request)
-                values = np.asarray(smap.values, dtype=np.float64)
-                if not np.all(np.isfinite(values)):
+                native = smap.native if smap.native is not None else stft_native(smap.values, job.cfg)
+                if not np.all(np.isfinite(native.values)):
                     raise SsbmBenchError(f"method {job.method.label!r} gave NaN or infinite attributions for member "
                                          f"{name}, input {uid!r}")
-                out.append(values)
+                out.append(native)
             maps[name] = out
+        check_shapes(maps, job)
         raw = score_maps(maps, utts, job)
     except SsbmBenchError as exc:
         return IsaResult(job, "error", str(exc), seconds=time.perf_counter() - t0)
@@ -108,24 +113,57 @@ def run_isa_cell(job: IsaJob, worker_state: dict) -> IsaResult:
     return IsaResult(job, "ok", raw=raw, seconds=time.perf_counter() - t0)
 
 
-def aggregated(maps: dict[str, list[np.ndarray]], utts, cfg: StftConfig) -> dict[str, dict[str, list[np.ndarray]]]:
-    """{aggregation: {member: [per-input vector]}}; 'words' only where every input has word times."""
-    out: dict[str, dict[str, list[np.ndarray]]] = {"none": maps, "frames": {}, "words": {}}
+def stft_native(values: np.ndarray, cfg: StftConfig) -> NativeAttribution:
+    """A map on the STFT grid (freq, frames) as a native attribution (methods that work there)."""
+    return NativeAttribution(np.asarray(values, np.float64).T, cfg.hop / cfg.sample_rate, "stft")
+
+
+def check_shapes(maps: dict[str, list[NativeAttribution]], job: IsaJob) -> None:
+    """Seeds are compared point by point: their attributions of one input must have one shape."""
+    names = list(maps)
+    for k, (uid, _) in enumerate(job.inputs):
+        shapes = {n: maps[n][k].values.shape for n in names}
+        if len(set(shapes.values())) > 1:
+            raise SsbmBenchError(f"family {job.family!r}, input {uid!r}: method {job.method.label!r} gave "
+                                 f"attributions of different shapes across seeds ({shapes}); ISA compares them "
+                                 f"point by point, so they must match")
+
+
+def aggregated(maps: dict[str, list[NativeAttribution]], utts, cfg: StftConfig) -> dict[str, dict[str, list[np.ndarray]]]:
+    """{aggregation: {member: [per-input vector]}}; 'words' only where every input has word times.
+
+    ``none`` compares the attribution where it was computed (every sample,
+    time-frequency point or embedding value); ``frames`` sums it per frame
+    (per STFT hop of samples for the waveform, per native frame otherwise);
+    ``words`` mean-pools the frame sums over each word's frames, the gaps
+    between words dropped (the ISA paper's sec. 3.3)."""
+    out: dict[str, dict[str, list[np.ndarray]]] = {"none": {}, "frames": {}, "words": {}}
     with_words = all(len(u.words) > 0 for u in utts)
     for name, per_input in maps.items():
-        frames = [aggregate_frames(m) for m in per_input]
+        out["none"][name] = [n.values for n in per_input]
+        frames = [n.frame_sums() for n in per_input]
         out["frames"][name] = frames
         if with_words:
-            out["words"][name] = [aggregate_words(f, word_spans(u, f.size, cfg)) for f, u in zip(frames, utts)]
+            out["words"][name] = [aggregate_words(f, n.word_spans(u.words, f.size))
+                                  for f, n, u in zip(frames, per_input, utts)]
     if not with_words:
         del out["words"]
     return out
 
 
+def input_type(maps: dict) -> str:
+    """The space the attributions were computed in ("stft:magnitude", "waveform", "embedding:log-mel", ...)."""
+    for per_input in maps.values():
+        for native in per_input:
+            return getattr(native, "space", "stft")
+    return "stft"
+
+
 def score_maps(maps: dict[str, list[np.ndarray]], utts, job: IsaJob) -> dict:
     rng = np.random.default_rng(job.seed)
     names = sorted(maps, key=lambda s: (len(s), s))
-    result: dict = {"p": job.p, "members": names, "inputs": [u.id for u in utts], "aggregations": {}}
+    result: dict = {"p": job.p, "members": names, "inputs": [u.id for u in utts], "aggregations": {},
+                    "input_type": input_type(maps)}
     for agg, by_member in aggregated(maps, utts, job.cfg).items():
         shuffled_maps = {n: shuffled(by_member[n], rng) for n in names}
         pairs = []
