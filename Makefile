@@ -34,7 +34,7 @@ demo: setup
 	$(BIN)/ssbm-bench run leaderboards/suites/quick.toml --db $(DB)
 	$(BIN)/ssbm-bench leaderboard --db $(DB) --format markdown --figures results/figures
 	$(BIN)/ssbm-bench leaderboard --db $(DB) --format markdown --board isa --figures results/figures
-	$(BIN)/ssbm-bench leaderboard --db $(DB) --format markdown --board stability
+	$(BIN)/ssbm-bench leaderboard --db $(DB) --format markdown --board stability --figures results/figures
 
 # One word's map, masks and noisy mixtures as a PNG (+ WAVs) under results/explain/;
 # reuses the demo's store (noise level, best threshold) when it exists.

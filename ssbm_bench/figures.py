@@ -298,3 +298,62 @@ def write_isa_figures(db: str | Path, out_dir: str | Path, suite: str | None = N
         if r.scores:
             groups[(r.suite, r.model)].append(r)
     return [draw_isa_boxplots(members, out / f"{slug(s)}--{slug(m)}--isa.png") for (s, m), members in groups.items()]
+
+
+def draw_stability_curves(rows: list, path: Path) -> Path:
+    """The SoundLIME paper's Figs. 3/5 for one (suite, model, method): mean U_n
+    (with its 95% bootstrap interval) against N_s, one line per fill, and the
+    floor U_n = 3 (the same top-3 in every run) dashed; beside it the
+    ground-truth full match against N_s where the corpus has speech segments."""
+    fills = sorted({r.fill for r in rows})
+    with_truth = any(r.full_match is not None for r in rows)
+    fig = _figure(8.0 if with_truth else 4.6, 3.4)
+    axes = fig.subplots(1, 2 if with_truth else 1, squeeze=False)[0]
+    for i, fill in enumerate(fills):
+        pts = sorted((r for r in rows if r.fill == fill), key=lambda r: r.n_samples)
+        xs = np.array([r.n_samples for r in pts], dtype=float)
+        ys = np.array([r.score for r in pts], dtype=float)
+        lo = np.array([r.ci_low for r in pts], dtype=float)
+        hi = np.array([r.ci_high for r in pts], dtype=float)
+        axes[0].plot(xs, ys, marker="o", color=_colour(i), label=fill)
+        axes[0].fill_between(xs, lo, hi, color=_colour(i), alpha=0.15)
+        if with_truth:
+            fm = [(r.n_samples, 100.0 * r.full_match) for r in pts if r.full_match is not None]
+            if fm:
+                axes[1].plot(*zip(*fm), marker="o", color=_colour(i), label=fill)
+    ticks = sorted({r.n_samples for r in rows})
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([str(t) for t in ticks], fontsize=7)
+        ax.minorticks_off()
+    axes[0].axhline(3.0, color="grey", linestyle="dashed", linewidth=1)
+    axes[0].set_xlabel("N_s (samples per explanation)")
+    axes[0].set_ylabel(f"U_n over {rows[0].runs} runs (3 = stable)")
+    axes[0].legend(fontsize=7, title="fill", title_fontsize=7)
+    axes[0].grid(alpha=0.3)
+    if with_truth:
+        axes[1].set_ylim(0, 102)
+        axes[1].set_xlabel("N_s (samples per explanation)")
+        axes[1].set_ylabel("top-3 = the 3 speech segments (%)")
+        axes[1].grid(alpha=0.3)
+    r0 = rows[0]
+    fig.suptitle(f"Stability — {r0.method} on {r0.model}, suite {r0.suite}", fontsize=9)
+    fig.savefig(path)
+    return path
+
+
+def write_stability_figures(db: str | Path, out_dir: str | Path, suite: str | None = None) -> list[Path]:
+    """One U_n-against-N_s figure per (suite, model, method) in the store."""
+    from .stability_board import stability_rows
+
+    with ResultStore(db) as store:
+        rows = [r for r in stability_rows(list(store.cells(board="stability")))
+                if (suite is None or r.suite == suite) and np.isfinite(r.score)]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    groups: dict[tuple, list] = defaultdict(list)
+    for r in rows:
+        groups[(r.suite, r.model, r.method)].append(r)
+    return [draw_stability_curves(members, out / f"{slug(s)}--{slug(m)}--{slug(meth)}--stability.png")
+            for (s, m, meth), members in groups.items()]

@@ -87,3 +87,8 @@ def test_stability_suite_runs_through_the_cli(tmp_path):
     assert next(r for r in rows if r["fill"] == "zero")["n_ce"] == 3.0
     md = cli("leaderboard", "--db", str(db), "--board", "stability").stdout
     assert "### Stability" in md and "U_n" in md
+    # the SoundLIME paper's Figs. 3/5: U_n against N_s per fill, one PNG per (suite, model, method)
+    out = cli("leaderboard", "--db", str(db), "--board", "stability", "--figures", str(tmp_path / "fig"))
+    assert "wrote 1 figure(s)" in out.stdout + out.stderr
+    (png,) = (tmp_path / "fig").glob("*--stability.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
