@@ -32,3 +32,23 @@ def test_standard_suite_is_the_paper_protocol(name, corpus):
     reg = get_registry()
     kinds = {m.name: reg.create("method", m.name, **m.params).map_kind for m in suite.methods}
     assert kinds == {"bubble": "pvalue", "energy": "magnitude", "random": "score"}
+
+
+def test_standard_captum_suite_holds_the_full_grid():
+    """Issue 6: every captum method and SoundLIME, in every input type where it applies, crossed with every fill,
+    on SSBM and deletion, with Whisper and silero-vad, all fully recognised utterances and words."""
+    suite = load_suite(resolve_suite_path("standard-captum"))
+    reg = get_registry()
+    validate_names(suite, reg)
+    assert set(suite.boards) == {"ssbm", "deletion"} and suite.utterance_limit is None
+    assert [m.name for m in suite.models] == ["whisper-tiny-en", "silero-vad"]
+    methods = {m.name for m in suite.methods}
+    assert methods == {"random", "energy", "saliency", "integrated-gradients", "feature-ablation", "occlusion", "lime",
+                       "soundlime-temporal", "soundlime-spectral", "soundlime-tf"}
+    fills = {f.name for f in suite.fills}
+    assert fills == set(reg.names("fill"))  # every installed fill
+    for name in ("saliency", "integrated-gradients"):
+        features = {m.params.get("feature", "magnitude") for m in suite.methods if m.name == name}
+        assert features == {"magnitude", "log-magnitude", "waveform", "embedding"}
+    for m in suite.methods:  # every entry builds
+        reg.create("method", m.name, **m.params)
