@@ -450,6 +450,9 @@ def validate_submission(doc: dict, suites_dir: Path = LEADERBOARDS_DIR / "suites
             if cell[kind] not in allowed:
                 raise SubmissionError(f"{where}.{kind}: {cell[kind]!r} is not a {kind} of suite {name!r} "
                                       f"({', '.join(sorted(allowed))})")
+        if not suite.runs(cell["model"], cell["method"]):
+            raise SubmissionError(f"{where}.method: suite {name!r} does not run {cell['method']!r} with model "
+                                  f"{cell['model']!r} (its [[methods]] entry names other models)")
         if cell["key"] in keys:
             raise SubmissionError(f"{where}.key: {cell['key'][:16]}... appears twice")
         keys.add(cell["key"])

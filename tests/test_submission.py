@@ -172,3 +172,24 @@ def test_the_synthetic_digest_in_the_helper_is_the_committed_one():
     from ssbm_bench.plugins import get_registry
 
     assert get_registry().create("corpus", "synthetic").digest() == SYNTHETIC_DIGEST
+
+
+def test_a_cell_of_a_method_the_suite_does_not_run_on_that_model_is_refused(tmp_path, good):
+    """A [[methods]] entry with `models = [...]`: cells pairing it with another model are not the suite's."""
+    import tomllib
+
+    from submission_helpers import SUITE_TOML
+
+    toml = SUITE_TOML.replace('name = "random"', 'name = "random"\nmodels = ["whisper-tiny-en"]').replace(
+        '[[models]]\nname = "pocketsphinx"', '[[models]]\nname = "pocketsphinx"\n[[models]]\nname = "whisper-tiny-en"')
+    folder = tmp_path / "lb" / "suites"
+    folder.mkdir(parents=True)
+    (folder / "handmade.toml").write_text(toml)
+
+    def edit(d):
+        d["suite"]["source"] = tomllib.loads(toml)
+        redigest(d)
+
+    with pytest.raises(SubmissionError, match=r"cells\[2\].method: suite 'handmade' does not run 'random' with model "
+                                              r"'pocketsphinx'"):
+        validate_submission(variant(good, edit), folder)

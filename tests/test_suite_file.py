@@ -7,6 +7,7 @@ import pytest
 from ssbm_bench.cli import resolve_suite_path
 from ssbm_bench.errors import SuiteError
 from ssbm_bench.harness.suite import load_suite
+from ssbm_bench.hookspecs import hookimpl
 
 GOOD = """
 [suite]
@@ -73,3 +74,87 @@ def test_not_toml_and_missing_file(tmp_path):
 def test_shipped_suites_parse():
     for name in ("quick", "standard"):
         assert load_suite(resolve_suite_path(name)).name == name
+
+
+TWO_MODELS = GOOD + """
+[[models]]
+name = "whisper-tiny-en"
+[[models]]
+name = "transformers-dir"
+params = { path = "x" }
+[[methods]]
+name = "random"
+"""
+
+
+def test_a_method_can_be_restricted_to_some_models(tmp_path):
+    text = TWO_MODELS.replace('name = "random"', 'name = "random"\nmodels = ["whisper-tiny-en"]')
+    s = load_suite(write(tmp_path, text))
+    by_model = {m.label: [x.name for x in s.methods_for(m)] for m in s.models}
+    assert by_model == {"pocketsphinx": ["energy"], "whisper-tiny-en": ["energy", "random"],
+                        "transformers-dir[path=x]": ["energy"]}
+    assert s.runs("whisper-tiny-en", "random") and not s.runs("pocketsphinx", "random")
+    assert s.runs("pocketsphinx", "energy") and not s.runs("nope", "energy")
+    # the method itself (and so every cell key) is unchanged by the restriction; the suite digest is not
+    assert s.methods[1].to_dict() == {"name": "random", "params": {}}
+    assert s.digest != load_suite(write(tmp_path, TWO_MODELS)).digest
+    # without `models` every method runs on every model
+    plain = load_suite(write(tmp_path, TWO_MODELS))
+    assert all(len(plain.methods_for(m)) == 2 for m in plain.models)
+
+
+def test_a_restriction_matches_a_name_or_one_labelled_copy(tmp_path):
+    s = load_suite(write(tmp_path, TWO_MODELS.replace(
+        'name = "random"', 'name = "random"\nmodels = ["transformers-dir[path=x]", "pocketsphinx"]')))
+    assert [m.label for m in s.models if s.runs(m.label, "random")] == ["pocketsphinx", "transformers-dir[path=x]"]
+
+
+@pytest.mark.parametrize("value, expected", [
+    ('["whisper-tiny"]', r"'whisper-tiny' is not a model of this suite \(did you mean 'whisper-tiny-en'\?\); "
+                         r"its \[\[models\]\] are: pocketsphinx, whisper-tiny-en, transformers-dir\[path=x\]"),
+    ('[]', "methods\\[1\\] \\(random\\).models must be a non-empty list of model names"),
+    ('"whisper-tiny-en"', "must be a non-empty list of model names"),
+    ('[1]', "must be a non-empty list of model names"),
+])
+def test_unknown_or_malformed_model_restrictions_are_errors(tmp_path, value, expected):
+    with pytest.raises(SuiteError, match=expected):
+        load_suite(write(tmp_path, TWO_MODELS.replace('name = "random"', f'name = "random"\nmodels = {value}')))
+
+
+class TwoBandModels:
+    __name__ = "two_band_models"
+
+    @staticmethod
+    @hookimpl
+    def register_models(register):
+        from ssbm_bench.records import ModelPlugin
+
+        from fake_models import BandModel
+
+        for name in ("band-a", "band-b"):
+            register(ModelPlugin(name=name, factory=BandModel, description="test: band classifier",
+                                 capabilities=frozenset({"classify", "differentiable"})))
+
+
+def test_the_runner_crosses_a_restricted_method_only_with_its_models(tmp_path):
+    """Cells exist only for the (model, method) pairs the suite crosses; an unrestricted method runs on all."""
+    from ssbm_bench.harness.runner import run_suite
+    from ssbm_bench.harness.store import ResultStore
+    from ssbm_bench.harness.suite import parse_suite
+    from ssbm_bench.plugins import build_registry
+
+    registry = build_registry(extra_plugins=[TwoBandModels()])
+    suite = parse_suite({
+        "suite": {"name": "restricted", "boards": ["deletion"]},
+        "corpus": {"name": "synthetic", "utterances": ["rms_h02_01"]},
+        "models": [{"name": "band-a"}, {"name": "band-b"}],
+        "methods": [{"name": "random", "models": ["band-b"]}, {"name": "saliency"}],
+        "fills": [{"name": "zero"}], "deletion": {"fractions": [0.5]},
+    })
+    logs: list[str] = []
+    summary = run_suite(suite, str(tmp_path / "r.sqlite"), registry=registry, progress=False, log=logs.append)
+    assert summary.errors == 0
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        pairs = sorted((c.model, c.method) for c in store.cells(board="deletion"))
+    assert pairs == [("band-a", "saliency"), ("band-b", "random"), ("band-b", "saliency")]
+    assert any("[band-a] not run with: random" in line for line in logs)

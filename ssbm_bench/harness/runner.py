@@ -151,6 +151,11 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
                 else:
                     log(f"[{mref.label}] model neither transcribes nor classifies: no cells")
                     continue
+                crossed = suite.methods_for(mref)
+                left_out = [m.label for m in suite.methods if not any(m is c for c in crossed)]
+                if left_out:
+                    log(f"[{mref.label}] not run with: {', '.join(left_out)} (their [[methods]] entries name "
+                        f"other models)")
                 for fref in suite.fills:
                     fill = cache.fill(fref, suite.corpus, cfg)
                     if model.has(Capability.TRANSCRIBE):
@@ -165,7 +170,7 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
                             f"unrecognisable; using the loudest, {cal['level_db']} dB")
                     log(f"[{mref.label}] {fref.label} noise level {cal['level_db']:+g} dB re. speech RMS "
                         f"(accuracy by level: {cal.get('accuracy_by_level')})")
-                    for meth in suite.methods:
+                    for meth in suite.methods_for(mref):
                         method = cache.instance("method", meth)
                         thresholds = thresholds_for(suite, method.map_kind)
                         for utt, targets in work:
@@ -260,7 +265,7 @@ def _store_ssbm_skips(store: ResultStore, suite: Suite, corpus_digest: str, mref
                       versions: dict) -> None:
     """SSBM scores word accuracy: a model that cannot transcribe gets one
     skipped row per method and fill, with the reason, so the board says why."""
-    for meth in suite.methods:
+    for meth in suite.methods_for(mref):
         for fref in suite.fills:
             key = cell_key(suite, corpus_digest, {"board": "ssbm", "skip": "cannot transcribe",
                                                   "model": mref.to_dict(), "model_id": model.describe(),

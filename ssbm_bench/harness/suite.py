@@ -110,6 +110,23 @@ class Suite:
     isa: "IsaSettings | None" = None
     #: stability board: explainer seeds and fills
     stability: "StabilitySettings | None" = None
+    #: per entry of `methods`, the labels of the models it runs on (None: every model of the suite);
+    #: a ``models = [...]`` list on a [[methods]] entry
+    method_models: tuple = ()
+
+    def methods_for(self, model: PluginRef) -> tuple[PluginRef, ...]:
+        """The methods crossed with `model` (all of them unless a [[methods]] entry names its models)."""
+        out = []
+        for i, meth in enumerate(self.methods):
+            only = self.method_models[i] if i < len(self.method_models) else None
+            if only is None or model.label in only:
+                out.append(meth)
+        return tuple(out)
+
+    def runs(self, model_label: str, method_label: str) -> bool:
+        """Whether the suite crosses this model with this method (used to check submitted cells)."""
+        return any(m.label == method_label for r in self.models if r.label == model_label
+                   for m in self.methods_for(r))
 
     @property
     def digest(self) -> str:
@@ -123,7 +140,7 @@ _SCHEMA: dict[str, set[str]] = {
     "suite": {"name", "description", "boards"},
     "corpus": {"name", "params", "limit", "utterances", "words_per_utterance"},
     "models": {"name", "params"},
-    "methods": {"name", "params"},
+    "methods": {"name", "params", "models"},
     "fills": {"name", "params"},
     "ssbm": {"grid", "thresholds", "denominator_floor", "calibration"},
     "ssbm.calibration": {"levels_db", "max_accuracy", "utterances"},
@@ -173,6 +190,39 @@ def _plugin_list(doc: dict, section: str, where: str, required: bool = True) -> 
         params = _expect(item.get("params", {}), dict, f"{section}[{i}].params", where)
         refs.append(PluginRef(_expect(item["name"], str, f"{section}[{i}].name", where), dict(params)))
     return tuple(refs)
+
+
+def _method_models(doc: dict, models: tuple[PluginRef, ...], where: str) -> tuple:
+    """Per [[methods]] entry, the model labels named by its optional ``models`` list (None: all models).
+
+    An entry of the list matches a [[models]] entry by name (every model of
+    that name) or by label (``name[key=value,...]``, one parametrised copy);
+    a name that matches none is an error that lists the suite's models."""
+    items = doc.get("methods", [])
+    if isinstance(items, dict):
+        items = [items]
+    labels = [m.label for m in models]
+    out = []
+    for i, item in enumerate(items):
+        if "models" not in item:
+            out.append(None)
+            continue
+        what = f"methods[{i}] ({item.get('name', '?')}).models"
+        names = item["models"]
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+            raise SuiteError(f"{where}: {what} must be a non-empty list of model names from [[models]], "
+                             f"got {names!r}")
+        chosen: list[str] = []
+        for n in names:
+            hits = [m.label for m in models if n in (m.name, m.label)]
+            if not hits:
+                hint = difflib.get_close_matches(n, sorted({m.name for m in models} | set(labels)), n=1)
+                did = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise SuiteError(f"{where}: {what}: {n!r} is not a model of this suite{did}; "
+                                 f"its [[models]] are: {', '.join(labels)}")
+            chosen.extend(h for h in hits if h not in chosen)
+        out.append(tuple(chosen))
+    return tuple(out)
 
 
 def parse_suite(doc: dict, where: str = "suite") -> Suite:
@@ -235,6 +285,9 @@ def parse_suite(doc: dict, where: str = "suite") -> Suite:
     fills = _plugin_list(doc, "fills", where, required=False) or (PluginRef("white-noise"),)
     isa = _isa_settings(doc, boards, where)
     stability = _stability_settings(doc, boards, where)
+    models = _plugin_list(doc, "models", where)
+    methods = _plugin_list(doc, "methods", where)
+    method_models = _method_models(doc, models, where)
 
     return Suite(
         name=_expect(head["name"], str, "suite.name", where),
@@ -244,8 +297,8 @@ def parse_suite(doc: dict, where: str = "suite") -> Suite:
         utterance_limit=limit,
         utterance_ids=tuple(corpus.get("utterances", ())),
         words_per_utterance=wpu,
-        models=_plugin_list(doc, "models", where),
-        methods=_plugin_list(doc, "methods", where),
+        models=models,
+        methods=methods,
         fills=fills,
         seeds=tuple(seeds),
         executor=PluginRef(str(run.get("executor", "inprocess")), dict(run.get("executor_params", {}))),
@@ -255,6 +308,7 @@ def parse_suite(doc: dict, where: str = "suite") -> Suite:
         deletion_fractions=tuple(float(f) for f in fractions),
         isa=isa,
         stability=stability,
+        method_models=method_models,
     )
 
 
