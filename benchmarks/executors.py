@@ -45,10 +45,13 @@ def stored_raw(db: Path) -> dict:
 
 
 def without_cells(base: Path, dest: Path) -> Path:
+    """The base store without its cells, and without the model outputs its cells cached (else every
+    executor would read the cells' outputs from the cache and the timing would not be the executor's)."""
     shutil.copy(base, dest)
     conn = sqlite3.connect(dest)
     with conn:
         conn.execute("DELETE FROM cells")
+        conn.execute("DELETE FROM model_outputs")
     conn.close()
     return dest
 

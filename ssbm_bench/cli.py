@@ -2,7 +2,7 @@
 
     ssbm-bench plugins [--json]
     ssbm-bench corpus list | corpus build NAME [--out DIR]
-    ssbm-bench run SUITE [--db PATH]
+    ssbm-bench run SUITE [--db PATH] [--no-model-cache] [--json]
     ssbm-bench leaderboard --db PATH [--format markdown|csv|json] [--out FILE] [--figures DIR]
     ssbm-bench leaderboard add FILE [--verify K] | leaderboard publish [--out DIR]   (community_cli.py)
     ssbm-bench submit --db PATH --out FILE.json                                      (community_cli.py)
@@ -105,11 +105,38 @@ def cmd_run(args) -> int:
     from .harness.suite import load_suite
 
     suite = load_suite(resolve_suite_path(args.suite))
+    if args.no_model_cache:
+        from dataclasses import replace
+
+        suite = replace(suite, model_cache=False)
     db = args.db or f"results/{suite.name}.sqlite"
     s = run_suite(suite, db, progress=not args.no_progress)
-    print(f"suite {s.suite}: {s.planned} cells planned, {s.cached} found in the store, {s.computed} computed "
-          f"({s.skipped} skipped, {s.errors} errors), {s.decodes} model calls, {s.seconds:.1f} s; results in {db}")
+    if args.json:
+        print(json.dumps({**s.to_dict(), "db": db}, indent=2, default=str))
+        return 1 if s.errors else 0
+    for line in run_summary_lines(s, db):
+        print(line)
     return 1 if s.errors else 0
+
+
+def run_summary_lines(s, db: str) -> list[str]:
+    """What `run` prints at the end: the counts, the model-output cache, and why cells were computed."""
+    from .harness.recompute import reason_lines
+
+    lines = [f"suite {s.suite}: {s.planned} cells planned, {s.cached} found in the store, {s.computed} computed "
+             f"({s.skipped} skipped, {s.errors} errors), {s.model_calls} model calls, {s.seconds:.1f} s; "
+             f"results in {db}"]
+    mc = s.model_cache
+    if not mc.get("enabled"):
+        lines.append(f"model-output cache: off ({mc.get('evaluated', 0)} inputs evaluated by the models)")
+    else:
+        rate = "n/a, nothing asked" if mc.get("hit_rate") is None else f"{mc['hit_rate']:.1%}"
+        lines.append(f"model-output cache: {mc.get('hits', 0)} hits, {mc.get('misses', 0)} misses (hit rate {rate}); "
+                     f"{mc.get('stored', 0)} new outputs stored")
+        for note in mc.get("notes", []):
+            lines.append(f"model-output cache: note: {note}")
+    lines.extend(reason_lines(s.recomputed))
+    return lines
 
 
 def cmd_leaderboard(args) -> int:
@@ -130,10 +157,11 @@ def cmd_leaderboard(args) -> int:
     else:
         sys.stdout.write(text)
     if args.figures:
-        from .figures import write_isa_figures, write_store_figures
+        from .figures import write_isa_figures, write_stability_figures, write_store_figures
 
-        paths = (write_isa_figures(args.db, args.figures, args.suite) if args.board == "isa"
-                 else write_store_figures(args.db, args.figures, args.suite))
+        writer = {"isa": write_isa_figures, "stability": write_stability_figures}.get(args.board,
+                                                                                    write_store_figures)
+        paths = writer(args.db, args.figures, args.suite)
         print(f"wrote {len(paths)} figure(s) to {args.figures}", file=sys.stderr if not args.out else sys.stdout)
     return 0
 
@@ -227,10 +255,22 @@ def build_parser() -> argparse.ArgumentParser:
     cb.add_argument("--out", help="output directory (default: the corpus's own default)")
     sc.set_defaults(func=cmd_corpus)
 
-    sr = sub.add_parser("run", help="run a suite; finished cells in the store are not recomputed")
+    sr = sub.add_parser(
+        "run", help="run a suite; finished cells in the store are not recomputed",
+        description="Run a suite. Cells already in the store are not recomputed; a rerun that computes cells "
+                    "says why (new method, model, fill, changed parameters, corpus digest or versions). Model "
+                    "outputs (transcripts, class probabilities, token scores) are cached in the store by a digest "
+                    "of the exact input and the model's identity, so the same input is never evaluated twice "
+                    "across methods, fills, cells or reruns.")
     sr.add_argument("suite", help="suite file, or a suite name under leaderboards/suites/ (e.g. quick)")
     sr.add_argument("--db", help="SQLite results store (default: results/SUITE.sqlite)")
     sr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sr.add_argument("--no-model-cache", action="store_true",
+                    help="evaluate every model input, neither reading nor adding cached model outputs (the "
+                         "suite's [run] model_cache = false does the same); results are identical either way")
+    sr.add_argument("--json", action="store_true",
+                    help="print the run's summary as JSON (counts, model calls, model-output cache hits and "
+                         "misses, why cells were computed)")
     sr.set_defaults(func=cmd_run)
 
     sl = sub.add_parser("leaderboard", help="rank methods from a results store (also: leaderboard add FILE, "
@@ -246,7 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also write the SSBM paper's figures as PNG files to DIR, per suite, corpus, model and "
                          "fill: word accuracy against speech energy obscured, LeRF and MoRF (Fig. 6), and "
                          "ΔLeRF, ΔMoRF and SSBM against threshold per method (Fig. 7); with --board isa, the "
-                         "ISA paper's box plots per family (per-pair ISA, shuffled baseline dashed)")
+                         "ISA paper's box plots per family (per-pair ISA, shuffled baseline dashed); with "
+                         "--board stability, U_n against N_s per fill and the ground-truth match (SoundLIME "
+                         "paper's Figs. 3/5)")
     sl.set_defaults(func=cmd_leaderboard)
 
     se = sub.add_parser(

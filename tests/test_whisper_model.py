@@ -167,7 +167,8 @@ def test_plugins_registered_with_capabilities():
     reg = build_registry(restrict={"whisper"})
     for name in ("whisper-tiny-en", "whisper-base"):
         rec = reg.get("model", name).record
-        assert rec.capabilities == {"transcribe", "differentiable", "score_tokens"}
+        # embed: the log-mel input the encoder sees (attribution over the "embedding" input type)
+        assert rec.capabilities == {"transcribe", "differentiable", "score_tokens", "embed"}
 
 
 @pytest.mark.skipif(not missing_parts(VARIANTS["base"]), reason="whisper-base is installed here")

@@ -5,16 +5,25 @@ Resume is by key: a cell's key is a digest of everything that determines
 its raw outcome (corpus content, utterance, target, seed, model, method and
 fill with their parameters and versions, thresholds, noise level, STFT), so
 an unchanged rerun finds every key and computes nothing.
+
+Every model a cell uses goes through the model-output cache
+(ssbm_bench.model_cache): the same input is evaluated once, across methods,
+fills, cells and reruns. Workers never write the store: each cell's new
+cache entries travel back with its result, and this process, the one
+writer, stores them with the cell. A rerun that computes cells says why,
+one line per reason (ssbm_bench.harness.recompute).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -25,14 +34,16 @@ from ..metrics.ssbm import default_thresholds
 from ..plugins import PluginRegistry, get_registry
 from ..types import Target, Utterance
 from ..model import Capability
+from ..model_cache import ModelCacheSettings, merge_stats, summarise
 from .deletion_cell import DeletionJob, run_deletion_cell
 from .isa_cell import IsaJob, plan_isa_jobs, run_isa_cell
 from .stability_cell import StabilityJob, plan_stability_jobs, run_stability_cell
 from .prepare import calibrate_noise, model_key, select_classified, select_eligible
+from .recompute import reason_lines, recompute_reasons
 from .ssbm_cell import CellResult, SsbmJob, run_ssbm_cell
 from .store import CellRow, ResultStore
 from .suite import PluginRef, Suite
-from .worker import WorkerCache
+from .worker import WorkerCache, cache_from
 
 PROTOCOL_VERSION = "ssbm-1"
 
@@ -45,12 +56,27 @@ class RunSummary:
     computed: int = 0
     skipped: int = 0
     errors: int = 0
+    #: waveforms the cells asked their model about (what "model calls" counted before the cache)
     decodes: int = 0
     seconds: float = 0.0
     models: dict = field(default_factory=dict)
+    #: inputs the models actually evaluated (transcribe, classify, score_tokens), cache misses included
+    model_calls: int = 0
+    #: the model-output cache: enabled, hits, misses, hit_rate, stored (entries added to the store), ...
+    model_cache: dict = field(default_factory=dict)
+    #: why the computed cells were computed: [{"reason": ..., "cells": n}]
+    recomputed: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
+
+
+@dataclass
+class Finished:
+    """What a worker hands back for one cell: its result and what the model-output cache learnt."""
+
+    result: Any
+    model_outputs: dict
 
 
 def choose_targets(utt: Utterance, k: int | None) -> list[Target]:
@@ -67,6 +93,12 @@ def thresholds_for(suite: Suite, kind: str) -> tuple[float, ...]:
     explicit = suite.ssbm.thresholds.get(kind)
     values = explicit if explicit is not None else default_thresholds(kind, suite.ssbm.grid)
     return tuple(float(x) for x in values)
+
+
+def key_blob(suite: Suite, corpus_digest: str, job_fields: dict) -> dict:
+    """Everything a cell's key is a digest of (recorded with the cell, so a rerun can say what changed)."""
+    return json.loads(json.dumps({"protocol": PROTOCOL_VERSION, "suite": suite.name, "corpus": corpus_digest,
+                                  **job_fields}, sort_keys=True, default=str))
 
 
 def cell_key(suite: Suite, corpus_digest: str, job_fields: dict) -> str:
@@ -121,6 +153,27 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
     with ResultStore(db_path) as store:
         run_id = store.start_run(suite.name, suite.digest, suite.path, versions)
         cache.artifacts = store
+        # this process reads and writes the store; executor workers elsewhere read it read-only
+        settings = ModelCacheSettings(enabled=suite.model_cache,
+                                      store_path=None if db_path == ":memory:" else str(Path(db_path).resolve()))
+        cache.configure_model_cache(settings, backend=store if suite.model_cache else None)
+        cache_stats: dict = {}
+        stored_outputs = 0
+        notes: set[str] = set()
+
+        def absorb(drained: dict) -> list:
+            merge_stats(cache_stats, drained["stats"])
+            if drained.get("note"):
+                notes.add(drained["note"])
+            return drained["entries"]
+
+        fields_of: dict[str, dict] = {}
+
+        def keyed(fields: dict) -> str:
+            key = cell_key(suite, corpus_digest, fields)
+            fields_of[key] = key_blob(suite, corpus_digest, fields)
+            return key
+
         finished = store.finished_keys()
         jobs: list[SsbmJob] = []
         try:
@@ -183,31 +236,39 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
                                               "thresholds": thresholds, "level_db": cal["level_db"],
                                               "cfg": cfg.to_dict()}
                                     if "ssbm" in suite.boards and model.has(Capability.TRANSCRIBE):
-                                        key = cell_key(suite, corpus_digest, fields)
+                                        key = keyed(fields)
                                         jobs.append(SsbmJob(key, suite.corpus, mref, meth, fref, utt.id, target,
                                                             seed, thresholds, float(cal["level_db"]), cfg))
                                     if "deletion" in suite.boards:
                                         dfields = {**fields, "board": "deletion", "thresholds": None,
                                                    "fractions": list(suite.deletion_fractions)}
-                                        key = cell_key(suite, corpus_digest, dfields)
+                                        key = keyed(dfields)
                                         jobs.append(DeletionJob(key, suite.corpus, mref, meth, fref, utt.id, target,
                                                                 seed, suite.deletion_fractions,
                                                                 float(cal["level_db"]), cfg))
             if suite.isa is not None and "isa" in suite.boards:
-                jobs.extend(plan_isa_jobs(suite, registry, cache, log,
-                                          lambda fields: cell_key(suite, corpus_digest, fields)))
+                jobs.extend(plan_isa_jobs(suite, registry, cache, log, keyed))
             if suite.stability is not None and "stability" in suite.boards:
-                jobs.extend(plan_stability_jobs(suite, registry, cache, log,
-                                                lambda fields: cell_key(suite, corpus_digest, fields)))
+                jobs.extend(plan_stability_jobs(suite, registry, cache, log, keyed))
             summary.planned = len(jobs)
             todo = [j for j in jobs if j.key not in finished]
             summary.cached = summary.planned - len(todo)
             log(f"{summary.planned} cells planned, {summary.cached} already in {db_path}, {len(todo)} to compute")
+            fields_of = {j.key: fields_of[j.key] for j in todo if j.key in fields_of}
+            if todo:
+                summary.recomputed = recompute_reasons(suite.name, todo, {j.key for j in jobs}, fields_of,
+                                                       store.suite_cells(suite.name), versions)
+                for line in reason_lines(summary.recomputed):
+                    log(f"  {line.replace('computed', 'to compute', 1)}")
+            # what preparing the models (clean transcripts, calibration) asked them
+            stored_outputs += store.put_model_outputs(absorb(cache.model_outputs.drain()))
 
             executor = registry.create("executor", suite.executor.name, **suite.executor.params)
+            work = functools.partial(run_cell_caching, settings)
             bar = _progress(len(todo), f"ssbm {suite.name}", progress and len(todo) > 0)
             try:
-                for res in executor.run(todo, run_cell, local_state={"ssbm_bench": cache}):
+                for done in executor.run(todo, work, local_state={"ssbm_bench": cache}):
+                    res = done.result
                     if isinstance(res.job, IsaJob):
                         _store_isa(store, suite, res, versions)
                     elif isinstance(res.job, StabilityJob):
@@ -216,6 +277,10 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
                         _store_deletion(store, suite, corpus_digest, res, versions)
                     else:
                         _store_result(store, suite, corpus_digest, res, versions)
+                    key_fields = fields_of.pop(res.job.key, None)
+                    stored_outputs += store.put_cell_extras(
+                        [(res.job.key, key_fields)] if key_fields is not None else [],
+                        absorb(done.model_outputs))
                     summary.computed += 1
                     summary.decodes += res.decodes
                     summary.skipped += res.status == "skipped"
@@ -233,12 +298,32 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
                 executor.close()
         except BaseException as exc:
             summary.seconds = time.perf_counter() - t_start
+            _cache_summary(summary, cache_stats, suite.model_cache, stored_outputs, notes)
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             store.finish_run(run_id, status, {**summary.to_dict(), "error": repr(exc)})
             raise
+        stored_outputs += store.put_model_outputs(absorb(cache.model_outputs.drain()))
         summary.seconds = time.perf_counter() - t_start
+        _cache_summary(summary, cache_stats, suite.model_cache, stored_outputs, notes)
         store.finish_run(run_id, "finished", summary.to_dict())
     return summary
+
+
+def _cache_summary(summary: RunSummary, stats: dict, enabled: bool, stored: int, notes: set[str]) -> None:
+    summary.model_cache = {**summarise(stats, enabled), "stored": stored}
+    if notes:
+        summary.model_cache["notes"] = sorted(notes)
+    summary.model_calls = summary.model_cache["evaluated"]
+
+
+def run_cell_caching(settings: ModelCacheSettings, job, worker_state: dict) -> Finished:
+    """The executors' work function: run the cell (run_cell) with the worker's
+    model-output cache set up, and hand back what the cache learnt with the
+    result, for the writer to store."""
+    cache = cache_from(worker_state)
+    cache.configure_model_cache(settings)
+    result = run_cell(job, worker_state)
+    return Finished(result, cache.model_outputs.drain())
 
 
 def run_cell(job, worker_state: dict) -> CellResult:

@@ -5,6 +5,13 @@ needed to re-score it (hypotheses, dropped energies, thresholds, the map's
 digest), so a crash or a kill loses nothing that finished and leaves nothing
 half-written. The store is the single source of the leaderboards; a run
 that finds a cell's key already present does not recompute it (resume).
+
+Two tables serve reruns: `model_outputs` (the model-output cache of
+ssbm_bench.model_cache: one model's answer to one exact input, by digest)
+and `cell_fields` (what each cell's key was made of, so a rerun can say why
+it recomputes a cell). Both are only ever added to, by the one writer;
+executor workers in other processes read `model_outputs` through
+:class:`ReadOnlyStore`.
 """
 
 from __future__ import annotations
@@ -49,6 +56,9 @@ CREATE TABLE IF NOT EXISTS cells (
     seconds REAL, created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS artifacts (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS model_outputs (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value TEXT NOT NULL,
+                                          created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS cell_fields (key TEXT PRIMARY KEY, fields TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS cells_board ON cells (board, suite, model, method, fill);
 """
 
@@ -182,6 +192,52 @@ class ResultStore:
         with self.conn:
             self.conn.execute("INSERT OR REPLACE INTO artifacts VALUES (?,?,?)", (key, _dumps(value), time.time()))
 
+    # --- model outputs (see ssbm_bench.model_cache) ----------------------
+    def get_model_outputs(self, keys) -> dict[str, tuple[str, Any]]:
+        return read_model_outputs(self.conn, keys)
+
+    def put_model_outputs(self, entries) -> int:
+        """Store (key, kind, value) entries in one transaction; a key already there is kept. Returns how many
+        were new."""
+        return self.put_cell_extras([], entries)
+
+    def count_model_outputs(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM model_outputs").fetchone()[0])
+
+    # --- what each cell key was made of -----------------------------------
+    def put_cell_fields(self, items) -> None:
+        """(key, fields) pairs, in one transaction."""
+        rows = [(k, _dumps(f)) for k, f in items]
+        if rows:
+            with self.conn:
+                self.conn.executemany("INSERT OR REPLACE INTO cell_fields VALUES (?,?)", rows)
+
+    def put_cell_extras(self, fields_items, model_outputs) -> int:
+        """A finished cell's key fields and the model outputs it learnt, in one transaction; returns how many
+        outputs were new to the store (a key already stored is kept)."""
+        fields_rows = [(k, _dumps(f)) for k, f in fields_items]
+        output_rows = [(k, kind, _dumps(v), time.time()) for k, kind, v in model_outputs]
+        added = 0
+        if fields_rows or output_rows:
+            with self.conn:
+                self.conn.executemany("INSERT OR REPLACE INTO cell_fields VALUES (?,?)", fields_rows)
+                before = self.conn.total_changes
+                self.conn.executemany("INSERT OR IGNORE INTO model_outputs VALUES (?,?,?,?)", output_rows)
+                added = self.conn.total_changes - before
+        return added
+
+    def suite_cells(self, suite: str) -> list[dict]:
+        """The identity of every stored cell of a suite, with its key fields where they were recorded."""
+        sql = ("SELECT c.key, c.board, c.model, c.method, c.fill, c.utterance, c.target, c.seed, c.corpus_digest,"
+               " c.params, c.versions, f.fields FROM cells c LEFT JOIN cell_fields f ON f.key = c.key"
+               " WHERE c.suite = ?")
+        out = []
+        for r in self.conn.execute(sql, (suite,)):
+            out.append({"key": r[0], "board": r[1], "model": r[2], "method": r[3], "fill": r[4], "utterance": r[5],
+                        "target": r[6], "seed": r[7], "corpus_digest": r[8], "params": json.loads(r[9]),
+                        "versions": json.loads(r[10]), "fields": json.loads(r[11]) if r[11] else None})
+        return out
+
     # --- cells ------------------------------------------------------------
     def has_cell(self, key: str) -> bool:
         return self.conn.execute("SELECT 1 FROM cells WHERE key=?", (key,)).fetchone() is not None
@@ -228,3 +284,58 @@ class ResultStore:
 
     def count_cells(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM cells").fetchone()[0])
+
+
+#: keys per SELECT ... IN (...) (SQLite's variable limit is 999 in old builds)
+_IN_CHUNK = 500
+
+
+def read_model_outputs(conn: sqlite3.Connection, keys) -> dict[str, tuple[str, Any]]:
+    keys = list(keys)
+    out: dict[str, tuple[str, Any]] = {}
+    for i in range(0, len(keys), _IN_CHUNK):
+        part = keys[i:i + _IN_CHUNK]
+        sql = f"SELECT key, kind, value FROM model_outputs WHERE key IN ({','.join('?' * len(part))})"
+        for k, kind, value in conn.execute(sql, part).fetchall():
+            out[k] = (kind, json.loads(value))
+    return out
+
+
+class ReadOnlyStore:
+    """A read-only view of a store's model outputs, for executor workers.
+
+    Opened on first use with SQLite's read-only mode, so a worker can never
+    write (the harness's one writer does); in WAL mode the writer's commits
+    become visible to later reads. A store that cannot be opened (a worker
+    on another machine, where the path does not exist) reads as empty: the
+    worker then evaluates, and its new entries still reach the writer.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        self.failed: str | None = None
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self._conn is None and self.failed is None:
+            if not self.path.is_file():
+                self.failed = f"results store {self.path} is not on this machine"
+                return None
+            try:
+                conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0,
+                                       check_same_thread=False)
+                conn.execute("SELECT 1 FROM model_outputs LIMIT 1").fetchall()
+            except sqlite3.Error as exc:
+                self.failed = f"results store {self.path}: {exc}"
+                return None
+            self._conn = conn
+        return self._conn
+
+    def get_model_outputs(self, keys) -> dict[str, tuple[str, Any]]:
+        conn = self._connect()
+        return {} if conn is None else read_model_outputs(conn, keys)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

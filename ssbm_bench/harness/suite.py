@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SuiteError
+from ..model_cache import parse_enabled
 
 BOARDS = ("ssbm", "deletion", "isa", "stability")
 
@@ -110,6 +111,8 @@ class Suite:
     isa: "IsaSettings | None" = None
     #: stability board: explainer seeds and fills
     stability: "StabilitySettings | None" = None
+    #: cache model outputs by input digest ([run] model_cache; `run --no-model-cache` turns it off)
+    model_cache: bool = True
     #: per entry of `methods`, the labels of the models it runs on (None: every model of the suite);
     #: a ``models = [...]`` list on a [[methods]] entry
     method_models: tuple = ()
@@ -145,7 +148,7 @@ _SCHEMA: dict[str, set[str]] = {
     "ssbm": {"grid", "thresholds", "denominator_floor", "calibration"},
     "ssbm.calibration": {"levels_db", "max_accuracy", "utterances"},
     "ssbm.thresholds": {"pvalue", "magnitude", "score"},
-    "run": {"seeds", "executor", "executor_params"},
+    "run": {"seeds", "executor", "executor_params", "model_cache"},
     "deletion": {"fractions"},
     "isa": {"families", "seeds", "inputs", "p", "epochs", "methods"},
     "isa.methods": {"name", "params"},
@@ -282,6 +285,7 @@ def parse_suite(doc: dict, where: str = "suite") -> Suite:
     seeds = run.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
         raise SuiteError(f"{where}: run.seeds must be a non-empty list of integers, got {seeds!r}")
+    model_cache = parse_enabled(run.get("model_cache", True), f"{where}: run.model_cache")
     fills = _plugin_list(doc, "fills", where, required=False) or (PluginRef("white-noise"),)
     isa = _isa_settings(doc, boards, where)
     stability = _stability_settings(doc, boards, where)
@@ -309,6 +313,7 @@ def parse_suite(doc: dict, where: str = "suite") -> Suite:
         isa=isa,
         stability=stability,
         method_models=method_models,
+        model_cache=model_cache,
     )
 
 

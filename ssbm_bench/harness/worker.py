@@ -2,7 +2,10 @@
 
 Jobs name plugins by reference (name + parameters); the first job that needs
 a model loads it and later jobs on the same worker reuse it, so weights load
-once per worker rather than once per cell.
+once per worker rather than once per cell. Models are handed out wrapped in
+the worker's model-output cache (ssbm_bench.model_cache): the same input is
+evaluated once per worker, and once per store when the harness persists what
+the cache learnt.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 from collections import OrderedDict
 from typing import Any
 
+from ..model_cache import CachedModel, ModelCacheSettings, ModelOutputCache
 from ..plugins import PluginRegistry, get_registry
 from ..types import Utterance
 from .suite import PluginRef
@@ -31,11 +35,20 @@ class WorkerCache:
         #: explanation compute it once (see harness.explain)
         self.maps: "OrderedDict[str, Any]" = OrderedDict()
         self.corpus_statistics: dict[str, Any] = {}
+        #: the model-output cache every model of this worker goes through (memory only until configured)
+        self.model_outputs = ModelOutputCache()
+
+    def configure_model_cache(self, settings: ModelCacheSettings, backend: Any = None) -> None:
+        """Switch the cache on or off and give it a store to read (once per worker; later calls do nothing)."""
+        self.model_outputs.configure(settings, backend)
 
     def instance(self, kind: str, ref: PluginRef) -> Any:
         key = ref_key(kind, ref)
         if key not in self.instances:
-            self.instances[key] = self.registry.create(kind, ref.name, **ref.params)
+            made = self.registry.create(kind, ref.name, **ref.params)
+            if kind == "model":
+                made = CachedModel(made, self.model_outputs, ref.to_dict())
+            self.instances[key] = made
         return self.instances[key]
 
     def corpus_stats(self, corpus_ref: PluginRef, cfg) -> Any:
