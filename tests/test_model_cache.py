@@ -330,6 +330,23 @@ def test_reasons_for_a_new_method_changed_params_and_corpus():
     assert "no earlier results" in recompute_reasons("t", [_Job("x")], {"x"}, {}, [])[0]["reason"]
 
 
+def test_cells_an_unfinished_run_left_are_named_as_its_leftovers():
+    from ssbm_bench.harness.recompute import unfinished_run
+
+    runs = [{"run_id": 1, "suite": "t", "suite_digest": "d1", "status": "finished"},
+            {"run_id": 2, "suite": "t", "suite_digest": "d2", "status": "running"},  # killed: never finished
+            {"run_id": 3, "suite": "other", "suite_digest": "d2", "status": "failed"}]
+    assert unfinished_run(runs, "t", "d1") is None  # the run of this digest finished
+    why = unfinished_run(runs, "t", "d2")
+    assert why == "left over by run 2 of the same suite (killed before it finished)"
+    previous = [_row(key="old-energy", fields=None)]
+    # the killed run never reached lime: not "new in suite", since the suite is unchanged
+    reasons = recompute_reasons("t", [_Job("l", "lime")], {"old-energy", "l"}, {}, previous, unfinished=why)
+    assert reason_lines(reasons) == [f"computed 1 cell: {why}"]
+    # killed before it stored anything at all
+    assert recompute_reasons("t", [_Job("x")], {"x"}, {}, [], unfinished=why)[0]["reason"] == why
+
+
 # --- end to end: the real CLI on pocketsphinx ------------------------------------------------------------
 
 from e2e_helpers import RECOGNISED, cli, write_suite  # noqa: E402

@@ -136,16 +136,31 @@ def _corpus_digest_of(fields: dict | None) -> str | None:
     return fields.get("corpus_digest") or fields.get("corpus")
 
 
+def unfinished_run(runs: list[dict], suite_name: str, suite_digest: str) -> str | None:
+    """How to name an earlier run of this very suite (same digest) that stopped before it finished, if any.
+
+    `runs` is ResultStore.runs() without the run now starting. Such a run
+    planned the same cells, so a cell it left out is not "new": it was left
+    over (a kill, a crash, Ctrl-C)."""
+    for r in reversed(runs):
+        if r["suite"] == suite_name and r["suite_digest"] == suite_digest and r["status"] != "finished":
+            state = "killed" if r["status"] == "running" else r["status"]
+            return f"left over by run {r['run_id']} of the same suite ({state} before it finished)"
+    return None
+
+
 def recompute_reasons(suite_name: str, todo: Iterable[Any], planned_keys: set[str], fields_of: dict[str, dict],
-                      previous: list[dict], versions: dict | None = None) -> list[dict]:
+                      previous: list[dict], versions: dict | None = None, unfinished: str | None = None) -> list[dict]:
     """[{"reason": text, "cells": n}] for the jobs to compute, in order of first appearance.
 
     `previous` is ResultStore.suite_cells(suite_name); `fields_of` maps a job's
-    key to what it was made of (runner.key_blob)."""
+    key to what it was made of (runner.key_blob); `unfinished` names an earlier
+    run of the same suite digest that did not finish (unfinished_run): cells
+    with no changed counterpart in the store are then its leftovers."""
     todo = list(todo)
     if not todo:
         return []
-    if not previous:
+    if not previous and not unfinished:
         return [{"reason": f"no earlier results of suite {suite_name!r} in this store", "cells": len(todo)}]
     stale: dict[tuple, list[dict]] = {}
     seen: dict[str, dict[str, set]] = {}
@@ -162,13 +177,16 @@ def recompute_reasons(suite_name: str, todo: Iterable[Any], planned_keys: set[st
     for job in todo:
         ident = job_identity(job)
         fields = fields_of.get(job.key)
-        reason = _reason(ident, fields, stale, seen, versions)
+        reason = _reason(ident, fields, stale, seen, versions, unfinished)
         counts[reason] = counts.get(reason, 0) + 1
     return [{"reason": r, "cells": n} for r, n in counts.items()]
 
 
-def _reason(ident: dict, fields: dict | None, stale: dict, seen: dict, versions: dict | None) -> str:
+def _reason(ident: dict, fields: dict | None, stale: dict, seen: dict, versions: dict | None,
+            unfinished: str | None = None) -> str:
     candidates = stale.get(_slot(ident))
+    if not candidates and unfinished:
+        return unfinished
     if candidates:
         def distance(row: dict) -> int:
             if row.get("fields") is None or fields is None:

@@ -39,7 +39,7 @@ from .deletion_cell import DeletionJob, run_deletion_cell
 from .isa_cell import IsaJob, plan_isa_jobs, run_isa_cell
 from .stability_cell import StabilityJob, plan_stability_jobs, run_stability_cell
 from .prepare import calibrate_noise, model_key, select_classified, select_eligible
-from .recompute import reason_lines, recompute_reasons
+from .recompute import reason_lines, recompute_reasons, unfinished_run
 from .ssbm_cell import CellResult, SsbmJob, run_ssbm_cell
 from .store import CellRow, ResultStore
 from .suite import PluginRef, Suite
@@ -151,6 +151,7 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
             versions["plugins"][f"{kind}:{r.name}"] = registry.version_of(kind, r.name)
 
     with ResultStore(db_path) as store:
+        unfinished = unfinished_run(store.runs(), suite.name, suite.digest)
         run_id = store.start_run(suite.name, suite.digest, suite.path, versions)
         cache.artifacts = store
         # this process reads and writes the store; executor workers elsewhere read it read-only
@@ -257,7 +258,7 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
             fields_of = {j.key: fields_of[j.key] for j in todo if j.key in fields_of}
             if todo:
                 summary.recomputed = recompute_reasons(suite.name, todo, {j.key for j in jobs}, fields_of,
-                                                       store.suite_cells(suite.name), versions)
+                                                       store.suite_cells(suite.name), versions, unfinished)
                 for line in reason_lines(summary.recomputed):
                     log(f"  {line.replace('computed', 'to compute', 1)}")
             # what preparing the models (clean transcripts, calibration) asked them
