@@ -2,7 +2,8 @@
 
 Rows come from accepted submissions (leaderboards/submissions/, re-scored
 from their cells when read) and from any results stores named on the
-command line; one table per board, suite, corpus and model. Beside each
+command line; one table per board, suite, corpus and model (for ISA also
+per aggregation, for stability per N_s). Beside each SSBM and deletion
 table, neighbours in rank are compared by a paired test over utterances
 (`paired_sign_flip`): when the per-utterance scores of two methods do not
 differ significantly, the page says so, because a rank alone would claim
@@ -111,15 +112,37 @@ def source_from_submission(v, filename: str) -> Source:
 
 
 def source_from_store(db: str | Path) -> Source:
+    """A results store: its SSBM and deletion rows as a submission has them, and its ISA and stability rows
+    (which submissions do not carry yet: these boards are published from stores)."""
     from .harness.store import ResultStore
+    from .isa_board import isa_rows
+    from .stability_board import stability_rows
     from .submission import board_rows_json
 
     with ResultStore(db) as store:
         cells = list(store.cells())
-    return Source(str(db), cells, board_rows_json(cells))
+    rows = board_rows_json(cells)
+    isa = [c for c in cells if c.board == "isa"]
+    stability = [c for c in cells if c.board == "stability"]
+    rows["isa"] = [_plain(r.to_dict()) for r in isa_rows(isa)] if isa else []
+    rows["stability"] = [_plain(r.to_dict()) for r in stability_rows(stability)] if stability else []
+    return Source(str(db), cells, rows)
 
 
+def _plain(d: dict) -> dict:
+    """A row as JSON values (NaN -> None), as the ssbm and deletion rows come."""
+    return json.loads(json.dumps(d, default=str).replace("NaN", "null"))
+
+
+#: boards in the order the page shows them
+PUBLISHED_BOARDS = ("ssbm", "deletion", "isa", "stability")
 TABLE_KEY = ("board", "suite", "corpus", "model")
+#: what splits a board's rows into further tables: ISA per aggregation, stability per N_s
+SUB_KEY = {"isa": "aggregation", "stability": "n_samples"}
+#: boards where a lower score is better (stability: U_n, 3 = perfectly stable)
+LOWER_IS_BETTER = {"stability"}
+#: boards whose neighbours get the paired test over utterances
+PAIRED = {"ssbm", "deletion"}
 
 
 @dataclass
@@ -131,12 +154,20 @@ class Table:
     model: str
     rows: list  # dicts, ranked
     notes: list[str] = field(default_factory=list)
+    #: the ISA aggregation or the stability N_s of this table (None for ssbm and deletion)
+    sub: object = None
 
     @property
     def title(self) -> str:
-        what = "SSBM" if self.board == "ssbm" else "Deletion by rank"
+        what = {"ssbm": "SSBM", "deletion": "Deletion by rank", "isa": "ISA",
+                "stability": "Stability"}[self.board]
+        extra = ""
+        if self.board == "isa":
+            extra = f", aggregation `{self.sub}`"
+        elif self.board == "stability":
+            extra = f", N_s = {self.sub}"
         return (f"{what} — suite `{self.suite}`, corpus `{self.corpus}` (digest `{self.corpus_digest[:12]}`), "
-                f"model `{self.model}`")
+                f"model `{self.model}`{extra}")
 
 
 def _row_cells(source: Source, row: dict) -> list:
@@ -156,19 +187,31 @@ def _per_utterance(source: Source, row: dict) -> dict[str, float]:
 def build_tables(sources: list[Source]) -> list[Table]:
     grouped: dict[tuple, list] = defaultdict(list)
     for s in sources:
-        for board in ("ssbm", "deletion"):
+        for board in PUBLISHED_BOARDS:
             for r in s.rows.get(board, []):
-                grouped[tuple(r[k] for k in TABLE_KEY)].append((s, dict(r, source=s.label)))
+                sub = r.get(SUB_KEY[board]) if board in SUB_KEY else None
+                key = (PUBLISHED_BOARDS.index(board), *(r[k] for k in TABLE_KEY[1:]), str(sub), board, sub)
+                grouped[key].append((s, dict(r, source=s.label, details=_details(board, r))))
     tables = []
-    for key in sorted(grouped):
+    for key in sorted(grouped, key=lambda k: k[:5] if k[5] != "stability" else (*k[:4], k[6] or 0)):
+        board, sub = key[5], key[6]
         members = grouped[key]
-        members.sort(key=lambda m: (-(m[1]["score"] if m[1]["score"] is not None else -math.inf),
-                                    m[1]["method"], m[1]["fill"], m[1]["source"]))
+        sign = 1.0 if board in LOWER_IS_BETTER else -1.0
+
+        def order(m, sign=sign, board=board):
+            score = m[1]["score"]
+            return (bool(m[1].get("model_independent")) if board == "isa" else False,
+                    sign * score if score is not None else math.inf, m[1]["method"], m[1]["fill"], m[1]["source"])
+
+        members.sort(key=order)
         rows = []
         for i, (s, r) in enumerate(members, 1):
             r["rank"] = i
             rows.append(r)
-        t = Table(key[0], key[1], key[2], rows[0].get("corpus_digest", ""), key[3], rows)
+        t = Table(board, key[1], key[2], rows[0].get("corpus_digest", ""), key[3], rows, sub=sub)
+        if board not in PAIRED:
+            tables.append(t)
+            continue
         for (s1, r1), (s2, r2) in zip(members, members[1:]):
             if r1["score"] is None or r2["score"] is None:
                 continue
@@ -190,6 +233,27 @@ def _name(row: dict) -> str:
     return f"{row['method']} ({row['fill']})"
 
 
+def _pct(x) -> str:
+    return "—" if x is None else f"{100 * x:.0f}%"
+
+
+def _details(board: str, r: dict) -> str:
+    """What a board reports beside its score, in one column of the shared table layout."""
+    if board == "isa":
+        parts = [f"input {r.get('input_type', '?')}", f"shuffled baseline {_f(r.get('baseline'))}",
+                 f"{r.get('n_pairs', 0)} seed pairs"]
+        if r.get("kappa") is not None:
+            parts.append(f"Fleiss' kappa {_f(r['kappa'])}")
+        if r.get("model_independent"):
+            parts.append("model-independent: agrees by construction, ranked last")
+        return "; ".join(parts)
+    if board == "stability":
+        return (f"{r.get('runs', '?')} runs; N_ce vs {r.get('reference_fill', '?')} {_f(r.get('n_ce'))}; "
+                f"ground truth: full match {_pct(r.get('full_match'))}, at least 2 of 3 "
+                f"{_pct(r.get('at_least_two'))}")
+    return ""
+
+
 # --- writers -----------------------------------------------------------------
 
 def _f(x, spec: str = ".2f") -> str:
@@ -205,13 +269,19 @@ COLUMNS = [  # (header, key, kind, format)
     ("95% CI high", "ci_high", "number", ".3f"),
     ("cells", "n", "number", "d"),
     ("utterances", "n_utterances", "number", "d"),
+    ("details", "details", "text", None),
     ("source", "source", "text", None),
 ]
 
 SCORE_NOTE = {"ssbm": "score: SSBM at the best threshold (ΔLeRF + ΔMoRF, mean over words); interval: percentile "
                       "bootstrap over utterances that re-picks the threshold",
               "deletion": "score: deletion gap, mean over fractions of score(random) − score(top); interval: "
-                          "bootstrap over utterances"}
+                          "bootstrap over utterances",
+              "isa": "score: ISA, top-20% overlap of two seeds' attributions, mean over seed pairs and inputs "
+                     "(higher is better; compare with the shuffled baseline); interval: bootstrap over inputs; "
+                     "cells: inputs",
+              "stability": "score: U_n, distinct components among the top-3 over the runs (lower is better; 3 = "
+                           "perfectly stable); interval: bootstrap over excerpts; cells: excerpts"}
 
 
 def to_markdown(tables: list[Table], n_submissions: int, n_stores: int) -> str:
@@ -225,12 +295,14 @@ def to_markdown(tables: list[Table], n_submissions: int, n_stores: int) -> str:
         out += ["No results yet.", ""]
     for t in tables:
         out += [f"## {t.title}", "", f"_{SCORE_NOTE[t.board]}._", ""]
-        out.append("| rank | method | fill | score | 95% CI | cells | utterances | source |")
-        out.append("|---:|---|---|---:|---|---:|---:|---|")
+        details = t.board in SUB_KEY
+        out.append("| rank | method | fill | score | 95% CI | cells | utterances |"
+                   + (" details |" if details else "") + " source |")
+        out.append("|---:|---|---|---:|---|---:|---:|" + ("---|" if details else "") + "---|")
         for r in t.rows:
             out.append(f"| {r['rank']} | {r['method']} | {r['fill']} | {_f(r['score'])} | "
                        f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}] | {r['n']} | {r.get('n_utterances', '')} | "
-                       f"{r['source']} |")
+                       + (f"{r['details']} | " if details else "") + f"{r['source']} |")
         out.append("")
         for n in t.notes:
             out.append(f"- {n}")
@@ -241,7 +313,8 @@ def to_markdown(tables: list[Table], n_submissions: int, n_stores: int) -> str:
 
 CSV_FIELDS = ["board", "suite", "corpus", "corpus_digest", "model", "rank", "method", "fill", "score", "ci_low",
               "ci_high", "n", "n_utterances", "source", "suite_digest", "next_method", "next_fill", "paired_n",
-              "paired_p"]
+              "paired_p", "aggregation", "input_type", "baseline", "n_samples", "full_match", "at_least_two",
+              "n_ce", "details"]
 
 
 def to_csv(tables: list[Table]) -> str:
@@ -259,7 +332,8 @@ def to_csv(tables: list[Table]) -> str:
 def to_json(tables: list[Table]) -> str:
     return json.dumps({"alpha": ALPHA, "tables": [
         {"board": t.board, "suite": t.suite, "corpus": t.corpus, "corpus_digest": t.corpus_digest, "model": t.model,
-         "rows": t.rows, "notes": t.notes} for t in tables]}, indent=2, sort_keys=True, default=str) + "\n"
+         **({SUB_KEY[t.board]: t.sub} if t.board in SUB_KEY else {}), "rows": t.rows, "notes": t.notes}
+        for t in tables]}, indent=2, sort_keys=True, default=str) + "\n"
 
 
 _CSS = """
@@ -369,6 +443,14 @@ def publish(out: Path, leaderboards_dir: Path, suites_dir: Path, dbs: list | Non
             from .figures import write_figures
 
             fig_paths = [p.relative_to(out).as_posix() for p in write_figures(cells, out / "figures")]
+        # ISA box plots and U_n curves come from the stores (submissions carry ssbm and deletion only)
+        from .figures import write_isa_figures, write_stability_figures
+
+        for db, src in zip(dbs or [], stores):
+            boards = {c.board for c in src.cells}
+            for board, writer in (("isa", write_isa_figures), ("stability", write_stability_figures)):
+                if board in boards:
+                    fig_paths += [p.relative_to(out).as_posix() for p in writer(db, out / "figures")]
     else:
         fig_dir = out / "figures"
         if fig_dir.is_dir():
