@@ -70,8 +70,9 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser(
         "publish", help="write the published leaderboard: README.md, CSV, JSON and index.html",
         description="Rank every accepted submission (DIR/submissions/*.json) and any --db stores, and write "
-                    "OUT/README.md (tables per board with confidence intervals and paired tests between "
-                    "neighbours), OUT/leaderboard.csv, OUT/leaderboard.json and OUT/index.html (sortable "
+                    "OUT/README.md (tables per board with confidence intervals: SSBM and deletion with paired tests "
+                    "between neighbours; ISA per aggregation and stability per N_s from --db stores, since "
+                    "submissions carry SSBM and deletion only), OUT/leaderboard.csv, OUT/leaderboard.json and OUT/index.html (sortable "
                     "tables, no network), with the figures of each store under OUT/figures/.")
     sp.add_argument("--out", default=None, metavar="DIR", help="where to write (default: leaderboards/)")
     sp.add_argument("--dir", default=None, metavar="DIR",

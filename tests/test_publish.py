@@ -117,3 +117,42 @@ def test_the_page_loads_offline_sorts_on_click_and_screenshots(published, tmp_pa
         browser.close()
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def _isa_row(method, score, aggregation="none", independent=False):
+    return {"board": "isa", "suite": "isa-s", "corpus": "commands", "corpus_digest": "c" * 64,
+            "model": "family:commands-action", "method": method, "fill": "-", "aggregation": aggregation,
+            "score": score, "ci_low": score - 0.1, "ci_high": score + 0.1, "baseline": 0.2, "n": 8, "n_pairs": 3,
+            "kappa": 0.69, "input_type": "stft:magnitude", "model_independent": independent}
+
+
+def _stability_row(fill, n_samples, u_n):
+    return {"board": "stability", "suite": "st", "corpus": "vad-ground-truth", "corpus_digest": "v" * 64,
+            "model": "silero-vad", "method": "soundlime-temporal", "fill": fill, "n_samples": n_samples,
+            "score": u_n, "ci_low": u_n - 0.5, "ci_high": u_n + 0.5, "n": 6, "runs": 5, "n_ce": 2.5,
+            "reference_fill": "zero", "full_match": 0.85, "at_least_two": 1.0}
+
+
+def test_isa_and_stability_tables_split_rank_and_describe_their_rows():
+    """ISA: a table per aggregation, higher is better, model-independent maps last whatever their score;
+    stability: a table per N_s in N_s order, lower U_n is better; neither gets a paired test."""
+    from ssbm_bench.publish import Source, build_tables, to_csv, to_markdown
+
+    rows = {"isa": [_isa_row("saliency", 0.6), _isa_row("energy", 1.0, independent=True), _isa_row("lime", 0.9),
+                    _isa_row("saliency", 0.7, aggregation="words")],
+            "stability": [_stability_row("zero", 100, 3.25), _stability_row("gauss_norm", 100, 4.5),
+                          _stability_row("mean_inp", 100, 3.5), _stability_row("zero", 25, 4.0)]}
+    tables = build_tables([Source("store.sqlite", [], rows)])
+    shape = [(t.board, t.sub, [r["method"] if t.board == "isa" else r["fill"] for r in t.rows]) for t in tables]
+    assert shape == [("isa", "none", ["lime", "saliency", "energy"]), ("isa", "words", ["saliency"]),
+                     ("stability", 25, ["zero"]), ("stability", 100, ["zero", "mean_inp", "gauss_norm"])]
+    assert all(not t.notes for t in tables)
+    md = to_markdown(tables, 0, 1)
+    assert "## ISA — suite `isa-s`, corpus `commands`" in md and "aggregation `none`" in md
+    assert "## Stability — suite `st`" in md and "N_s = 100" in md
+    assert "shuffled baseline 0.20" in md and "model-independent: agrees by construction, ranked last" in md
+    assert "full match 85%, at least 2 of 3 100%" in md
+    got = list(csv.DictReader(io.StringIO(to_csv(tables))))
+    assert {(r["board"], r["rank"], r["fill"], r["n_samples"]) for r in got if r["board"] == "stability"} == {
+        ("stability", "1", "zero", "25"), ("stability", "1", "zero", "100"), ("stability", "2", "mean_inp", "100"),
+        ("stability", "3", "gauss_norm", "100")}

@@ -92,3 +92,12 @@ def test_stability_suite_runs_through_the_cli(tmp_path):
     assert "wrote 1 figure(s)" in out.stdout + out.stderr
     (png,) = (tmp_path / "fig").glob("*--stability.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    # the published leaderboard carries the board from the store, with its figure
+    site = tmp_path / "site"
+    (tmp_path / "lb").mkdir()
+    cli("leaderboard", "publish", "--out", str(site), "--dir", str(tmp_path / "lb"), "--db", str(db))
+    readme = (site / "README.md").read_text()
+    assert "## Stability — suite `stability-tiny`" in readme and "N_s = 20" in readme
+    assert "ground truth: full match" in readme
+    assert any(p.name.endswith("--stability.png") for p in (site / "figures").glob("*.png"))
+    assert "--stability.png" in (site / "index.html").read_text()
