@@ -17,12 +17,6 @@ SUITE = """
 [suite]
 name = "stability-tiny"
 boards = ["stability"]
-[corpus]
-name = "synthetic"
-[[models]]
-name = "pocketsphinx"
-[[methods]]
-name = "energy"
 [stability]
 excerpts = 2
 n_samples = [20]

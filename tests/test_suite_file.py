@@ -64,6 +64,26 @@ def test_bad_values_are_explained(tmp_path, old, new, expected):
         load_suite(write(tmp_path, GOOD.replace(old, new, 1)))
 
 
+def test_corpus_models_and_methods_are_needed_only_by_the_ssbm_and_deletion_boards(tmp_path):
+    only = """
+[suite]
+name = "st"
+boards = ["stability"]
+[stability]
+excerpts = 2
+"""
+    suite = load_suite(write(tmp_path, only))
+    # the default corpus enters the cell keys only (the excerpts are the stability board's own corpus)
+    assert suite.corpus.name == "synthetic" and suite.models == () and suite.methods == ()
+    assert suite.stability.corpus.name == "vad-ground-truth"
+    for board in ("ssbm", "deletion"):
+        with pytest.raises(SuiteError, match=r"\[corpus\] with a 'name' is required"):
+            load_suite(write(tmp_path, only.replace('["stability"]', f'["stability", "{board}"]')))
+    no_models = GOOD.replace('[[models]]\nname = "pocketsphinx"\n', "")
+    with pytest.raises(SuiteError, match=r"\[\[models\]\] must list at least one entry .* cross the corpus"):
+        load_suite(write(tmp_path, no_models))
+
+
 def test_not_toml_and_missing_file(tmp_path):
     with pytest.raises(SuiteError, match="not valid TOML"):
         load_suite(write(tmp_path, "[suite\nname="))

@@ -19,6 +19,8 @@ from ..errors import SuiteError
 from ..model_cache import parse_enabled
 
 BOARDS = ("ssbm", "deletion", "isa", "stability")
+#: the corpus of a suite without ssbm or deletion boards that names none (it enters cell keys only)
+DEFAULT_CORPUS = "synthetic"
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,8 @@ def _plugin_list(doc: dict, section: str, where: str, required: bool = True) -> 
     if isinstance(items, dict):
         items = [items]
     if not isinstance(items, list) or (required and not items):
-        raise SuiteError(f"{where}: [[{section}]] must list at least one entry with a 'name'")
+        raise SuiteError(f"{where}: [[{section}]] must list at least one entry with a 'name' (the ssbm and "
+                         f"deletion boards cross the corpus with every model and method)")
     refs = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
@@ -239,9 +242,14 @@ def parse_suite(doc: dict, where: str = "suite") -> Suite:
         if b not in BOARDS:
             raise SuiteError(f"{where}: unknown board {b!r}; this version knows: {', '.join(BOARDS)}")
 
+    # [corpus], [[models]] and [[methods]] feed the ssbm and deletion boards; a suite of only isa and
+    # stability boards (families and excerpts bring their own data) may leave them out
+    grid_boards = bool({"ssbm", "deletion"} & set(boards))
     corpus = doc.get("corpus")
+    if corpus is None and not grid_boards:
+        corpus = {"name": DEFAULT_CORPUS}
     if not isinstance(corpus, dict) or "name" not in corpus:
-        raise SuiteError(f"{where}: [corpus] with a 'name' is required")
+        raise SuiteError(f"{where}: [corpus] with a 'name' is required (boards {', '.join(boards)})")
     _check_keys(corpus, "corpus", where)
     limit = corpus.get("limit")
     if limit is not None and (_expect(limit, int, "corpus.limit", where) < 1):
@@ -289,8 +297,8 @@ def parse_suite(doc: dict, where: str = "suite") -> Suite:
     fills = _plugin_list(doc, "fills", where, required=False) or (PluginRef("white-noise"),)
     isa = _isa_settings(doc, boards, where)
     stability = _stability_settings(doc, boards, where)
-    models = _plugin_list(doc, "models", where)
-    methods = _plugin_list(doc, "methods", where)
+    models = _plugin_list(doc, "models", where, required=grid_boards)
+    methods = _plugin_list(doc, "methods", where, required=grid_boards)
     method_models = _method_models(doc, models, where)
 
     return Suite(
