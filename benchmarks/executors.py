@@ -29,19 +29,9 @@ from pathlib import Path
 
 from ssbm_bench.cli import resolve_suite_path
 from ssbm_bench.harness.runner import run_suite
+from ssbm_bench.harness.store import comparable_raw
 from ssbm_bench.harness.suite import PluginRef, load_suite
 
-
-def stored_raw(db: Path) -> dict:
-    conn = sqlite3.connect(db)
-    out = {}
-    for key, status, raw in conn.execute("SELECT key, status, raw FROM cells"):
-        d = json.loads(raw) if raw else {}
-        d.pop("explain_seconds", None)
-        d.pop("map_reused", None)
-        out[key] = (status, d)
-    conn.close()
-    return out
 
 
 def without_cells(base: Path, dest: Path) -> Path:
@@ -78,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     first = run_suite(replace(suite, executor=PluginRef("inprocess")), str(base), progress=False, log=log)
     print(f"base store (clean transcripts, calibration, cells in process): {first.planned} cells, "
           f"{time.perf_counter() - t0:.1f} s", flush=True)
-    reference = stored_raw(base)
+    reference = comparable_raw(base)
     results = []
     for spec in args.executors:
         name, _, workers = spec.partition(":")
@@ -87,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         s = run_suite(replace(suite, executor=PluginRef(name, params)), str(db), progress=False, log=log)
         wall = time.perf_counter() - t
-        same = stored_raw(db) == reference
+        same = comparable_raw(db) == reference
         results.append({"executor": name, "workers": int(workers or 1), "cells": s.computed, "seconds": wall,
                         "cells_per_s": s.computed / wall if wall else float("nan"), "identical": same,
                         "errors": s.errors, "load_average": os.getloadavg()[0]})

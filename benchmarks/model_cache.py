@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ssbm_bench.harness.runner import run_suite
+from ssbm_bench.harness.store import comparable_raw
 from ssbm_bench.harness.suite import parse_suite
 
 #: synthetic utterances each model recognises fully when clean (tests/e2e_helpers.py), so no scan is paid
@@ -67,17 +67,6 @@ def suite_doc(name: str, model: str, methods: list[dict], utterances: list[str],
         "deletion": {"fractions": [0.2, 0.5, 0.8]},
     }
 
-
-def stored_raw(db: Path) -> dict:
-    conn = sqlite3.connect(db)
-    out = {}
-    for key, status, raw in conn.execute("SELECT key, status, raw FROM cells"):
-        d = json.loads(raw) if raw else {}
-        d.pop("explain_seconds", None)
-        d.pop("map_reused", None)
-        out[key] = (status, d)
-    conn.close()
-    return out
 
 
 def parse_method(spec: str) -> dict:
@@ -145,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                 rate = "-" if row["hit_rate"] is None else f"{row['hit_rate']:.1%}"
                 print(f"  {model:<16} cache {'on ' if cache_on else 'off'} {step:<24} {s.computed:3d} cells "
                       f"{s.model_calls:4d} model calls  hit rate {rate:>6}  {wall:6.1f} s", flush=True)
-        same[model] = stored_raw(stores[True]) == stored_raw(stores[False])
+        same[model] = comparable_raw(stores[True]) == comparable_raw(stores[False])
     print()
     print("| model | boards | cache | run | cells computed | model calls | cache hits | misses | hit rate | "
           "wall s |")

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from ssbm_bench.errors import InputError, SuiteError
+from ssbm_bench.harness.store import comparable_raw
 from ssbm_bench.harness.recompute import reason_lines, recompute_reasons
 from ssbm_bench.harness.store import ReadOnlyStore, ResultStore
 from ssbm_bench.harness.suite import parse_suite
@@ -354,16 +355,6 @@ from e2e_helpers import RECOGNISED, cli, write_suite  # noqa: E402
 ONE = RECOGNISED[:1]
 
 
-def _stored_raw(db) -> dict:
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT key, status, raw FROM cells").fetchall()
-    out = {}
-    for key, status, raw in rows:
-        d = json.loads(raw) if raw else {}
-        d.pop("explain_seconds", None)
-        out[key] = (status, d)
-    return out
-
 
 def _cache_line(stdout: str) -> tuple[int, int]:
     m = re.search(r"model-output cache: (\d+) hits, (\d+) misses", stdout)
@@ -421,8 +412,8 @@ def test_rerun_with_a_method_added_hits_the_cache_and_names_the_method(first_run
     assert "computed 1 cell: method energy[n_mels=30] (new in suite)" in run.stdout
     hits, misses = _cache_line(run.stdout)
     assert hits == 4 and misses == 0 and "0 model calls" in run.stdout  # 2 thresholds x LeRF/MoRF
-    new_raw = _stored_raw(copy)
-    old = _stored_raw(db)
+    new_raw = comparable_raw(copy)
+    old = comparable_raw(db)
     (new_key,) = set(new_raw) - set(old)
     energy_key = next(k for k, (_, r) in old.items() if r["map"]["params"].get("n_mels") == 30)
     assert new_raw[new_key][1]["thresholds"] == old[energy_key][1]["thresholds"]
@@ -441,7 +432,7 @@ def test_process_pool_with_the_cache_gives_identical_results(first_run, tmp_path
                                                 'executor = "process-pool"\nexecutor_params = { workers = 2 }'))
     fresh = tmp_path / "fresh.sqlite"
     run = cli("run", str(pooled), "--db", str(fresh), "--no-progress")
-    assert _stored_raw(fresh) == _stored_raw(db)
+    assert comparable_raw(fresh) == comparable_raw(db)
     assert _count_outputs(fresh) == _count_outputs(db) > 0
     hits, misses = _cache_line(run.stdout)
     assert misses > 0
@@ -453,7 +444,7 @@ def test_process_pool_with_the_cache_gives_identical_results(first_run, tmp_path
     assert "2 computed" in run.stdout and "0 model calls" in run.stdout
     hits, misses = _cache_line(run.stdout)
     assert hits == 8 and misses == 0  # 2 cells x 2 thresholds x LeRF/MoRF, all from the store
-    assert _stored_raw(warm) == _stored_raw(db)
+    assert comparable_raw(warm) == comparable_raw(db)
 
 
 def test_no_model_cache_evaluates_everything_with_identical_results(first_run, tmp_path):
@@ -467,7 +458,7 @@ def test_no_model_cache_evaluates_everything_with_identical_results(first_run, t
     assert "model-output cache: off (8 inputs evaluated by the models)" in run.stdout
     assert _model_calls(run.stdout) == 8
     assert _count_outputs(cold) == before  # nothing read, nothing added
-    assert _stored_raw(cold) == _stored_raw(db)
+    assert comparable_raw(cold) == comparable_raw(db)
 
 
 def test_ray_actors_read_cached_outputs_and_give_identical_results(first_run, tmp_path):
@@ -485,7 +476,7 @@ def test_ray_actors_read_cached_outputs_and_give_identical_results(first_run, tm
     run = cli("run", str(ray_suite), "--db", str(warm), "--no-progress")
     assert "2 computed (0 skipped, 0 errors)" in run.stdout and "0 model calls" in run.stdout
     assert _cache_line(run.stdout) == (8, 0)
-    assert _stored_raw(warm) == _stored_raw(db)
+    assert comparable_raw(warm) == comparable_raw(db)
 
 
 def test_a_cache_nobody_drains_keeps_memory_only():

@@ -339,3 +339,23 @@ class ReadOnlyStore:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+#: raw fields that record how long or by which path a cell ran, not what it found
+TIMING_FIELDS = ("explain_seconds", "map_reused")
+
+
+def comparable_raw(db: str | Path) -> dict[str, tuple[str, dict]]:
+    """{cell key: (status, raw outputs without timing fields)} of a store: what must be equal when the same
+    suite runs on another executor, with or without the model-output cache, or on another machine."""
+    conn = sqlite3.connect(db)
+    try:
+        out = {}
+        for key, status, raw in conn.execute("SELECT key, status, raw FROM cells"):
+            d = json.loads(raw) if raw else {}
+            for k in TIMING_FIELDS:
+                d.pop(k, None)
+            out[key] = (status, d)
+        return out
+    finally:
+        conn.close()
