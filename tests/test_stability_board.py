@@ -95,3 +95,31 @@ def test_stability_suite_runs_through_the_cli(tmp_path):
     assert "ground truth: full match" in readme
     assert any(p.name.endswith("--stability.png") for p in (site / "figures").glob("*.png"))
     assert "--stability.png" in (site / "index.html").read_text()
+
+
+def test_boards_read_the_latest_plan_of_a_suite(tmp_path):
+    """Cells that only an earlier version of a suite planned stay in the store (a rerun of that version finds
+    them) but leave the board: the rows follow the suite as it is now."""
+    from ssbm_bench.harness.store import ResultStore
+
+    suite = tmp_path / "st.toml"
+    db = tmp_path / "st.sqlite"
+    suite.write_text(SUITE)
+    cli("run", str(suite), "--db", str(db), "--no-progress")
+
+    def fills():
+        rows = json.loads(cli("leaderboard", "--db", str(db), "--board", "stability", "--format", "json").stdout)
+        return sorted(r["fill"] for r in rows)
+
+    assert fills() == ["mean_inp", "zero"]
+    suite.write_text(SUITE.replace('fills = ["zero", "mean_inp"]', 'fills = ["zero"]'))
+    run = cli("run", str(suite), "--db", str(db), "--no-progress")
+    assert "0 computed" in run.stdout
+    assert fills() == ["zero"]
+    with ResultStore(db) as store:
+        assert {c.fill for c in store.cells(every_version=True)} == {"zero", "mean_inp"}
+        assert {c.fill for c in store.cells()} == {"zero"}
+    suite.write_text(SUITE)
+    run = cli("run", str(suite), "--db", str(db), "--no-progress")
+    assert "4 found in the store, 0 computed" in run.stdout
+    assert fills() == ["mean_inp", "zero"]

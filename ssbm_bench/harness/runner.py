@@ -177,6 +177,7 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
 
         finished = store.finished_keys()
         jobs: list[SsbmJob] = []
+        plan_extra: list[str] = []  # cells stored while planning (capability skips)
         try:
             # the ssbm and deletion boards cross corpus x models x methods; isa has its own families
             for mref in suite.models if {"ssbm", "deletion"} & set(suite.boards) else ():
@@ -201,7 +202,8 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
                     work = [(u, [Target("class", c, model.labels[c])]) for u, c in chosen]
                     info["classified"] = {u.id: model.labels[c] for u, c in chosen}
                     if "ssbm" in suite.boards:
-                        _store_ssbm_skips(store, suite, corpus_digest, mref, model, finished, versions)
+                        plan_extra += _store_ssbm_skips(store, suite, corpus_digest, mref, model, finished,
+                                                        versions)
                 else:
                     log(f"[{mref.label}] model neither transcribes nor classifies: no cells")
                     continue
@@ -252,6 +254,7 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
             if suite.stability is not None and "stability" in suite.boards:
                 jobs.extend(plan_stability_jobs(suite, registry, cache, log, keyed))
             summary.planned = len(jobs)
+            store.record_plan(run_id, [j.key for j in jobs] + plan_extra)
             todo = [j for j in jobs if j.key not in finished]
             summary.cached = summary.planned - len(todo)
             log(f"{summary.planned} cells planned, {summary.cached} already in {db_path}, {len(todo)} to compute")
@@ -348,14 +351,17 @@ def run_cell(job, worker_state: dict) -> CellResult:
 
 
 def _store_ssbm_skips(store: ResultStore, suite: Suite, corpus_digest: str, mref: PluginRef, model, finished: set,
-                      versions: dict) -> None:
+                      versions: dict) -> list[str]:
     """SSBM scores word accuracy: a model that cannot transcribe gets one
-    skipped row per method and fill, with the reason, so the board says why."""
+    skipped row per method and fill, with the reason, so the board says why.
+    Returns the keys of these rows (part of the run's plan)."""
+    keys = []
     for meth in suite.methods_for(mref):
         for fref in suite.fills:
             key = cell_key(suite, corpus_digest, {"board": "ssbm", "skip": "cannot transcribe",
                                                   "model": mref.to_dict(), "model_id": model.describe(),
                                                   "method": meth.to_dict(), "fill": fref.to_dict()})
+            keys.append(key)
             if key in finished:
                 continue
             store.put_cell(CellRow(
@@ -366,6 +372,7 @@ def _store_ssbm_skips(store: ResultStore, suite: Suite, corpus_digest: str, mref
                        f"(capabilities: {', '.join(sorted(str(c) for c in model.capabilities))})",
                 result=None, raw=None, params={"model": mref.params, "method": meth.params, "fill": fref.params},
                 versions=versions))
+    return keys
 
 
 def _store_stability(store: ResultStore, suite: Suite, res, versions: dict) -> None:

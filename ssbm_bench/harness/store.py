@@ -6,6 +6,11 @@ digest), so a crash or a kill loses nothing that finished and leaves nothing
 half-written. The store is the single source of the leaderboards; a run
 that finds a cell's key already present does not recompute it (resume).
 
+Each run records the keys it planned (table ``run_plans``): the boards
+read a suite's cells through its latest plan, so cells that only an earlier
+version of the suite planned (a dropped method, fewer excerpts) stay in the
+store, for a later rerun to find, but no longer count in its rows.
+
 Two tables serve reruns: `model_outputs` (the model-output cache of
 ssbm_bench.model_cache: one model's answer to one exact input, by digest)
 and `cell_fields` (what each cell's key was made of, so a rerun can say why
@@ -59,6 +64,7 @@ CREATE TABLE IF NOT EXISTS artifacts (key TEXT PRIMARY KEY, value TEXT NOT NULL,
 CREATE TABLE IF NOT EXISTS model_outputs (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value TEXT NOT NULL,
                                           created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS cell_fields (key TEXT PRIMARY KEY, fields TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS run_plans (run_id INTEGER NOT NULL, key TEXT NOT NULL, PRIMARY KEY (run_id, key));
 CREATE INDEX IF NOT EXISTS cells_board ON cells (board, suite, model, method, fill);
 """
 
@@ -259,7 +265,36 @@ class ResultStore:
                 ),
             )
 
-    def cells(self, board: str | None = None, status: str | None = None) -> Iterator[CellRow]:
+    # --- what each run planned ------------------------------------------------
+    def record_plan(self, run_id: int, keys) -> None:
+        """The cell keys a run planned (its suite as it is now), in one transaction."""
+        with self.conn:
+            self.conn.executemany("INSERT OR IGNORE INTO run_plans VALUES (?,?)", ((run_id, k) for k in keys))
+            # a plan with no cells is still a plan: remembered by an empty marker row
+            self.conn.execute("INSERT OR IGNORE INTO run_plans VALUES (?,?)", (run_id, ""))
+
+    def current_plans(self) -> dict[str, set[str]]:
+        """{suite: keys planned by its latest run that recorded a plan}; suites without one are absent."""
+        latest = dict(self.conn.execute(
+            "SELECT r.suite, MAX(r.run_id) FROM runs r WHERE EXISTS (SELECT 1 FROM run_plans p WHERE "
+            "p.run_id = r.run_id) GROUP BY r.suite").fetchall())
+        plans: dict[str, set[str]] = {}
+        for suite, run_id in latest.items():
+            plans[suite] = {k for (k,) in self.conn.execute("SELECT key FROM run_plans WHERE run_id=?", (run_id,))
+                            if k}
+        return plans
+
+    def cells(self, board: str | None = None, status: str | None = None,
+              every_version: bool = False) -> Iterator[CellRow]:
+        """The cells of the store, in a stable order. By default only the cells each suite's latest plan holds
+        (see the module docstring); `every_version` gives every stored cell."""
+        plans = {} if every_version else self.current_plans()
+        for row in self._cells(board, status):
+            plan = plans.get(row.suite)
+            if plan is None or row.key in plan:
+                yield row
+
+    def _cells(self, board: str | None, status: str | None) -> Iterator[CellRow]:
         sql = ("SELECT key, board, suite, suite_digest, corpus, corpus_digest, model, method, fill, utterance,"
                " target, seed, status, reason, result, raw, params, versions, seconds FROM cells")
         cond, args = [], []
