@@ -20,9 +20,10 @@ def add_submit_parser(sub) -> None:
     sp = sub.add_parser(
         "submit", help="export a finished run as one JSON submission file",
         description="Write the latest finished run of one suite in a results store as a submission: the suite "
-                    "(and its digest), the corpus digest, versions, every cell's raw outputs and the leaderboard "
-                    "rows, in the schema leaderboards/schema/submission-v1.json. Send the file to the "
-                    "leaderboard's maintainers, who add it with `ssbm-bench leaderboard add FILE`.")
+                    "(and its digest), every corpus its cells use with its digest, versions, every cell's raw "
+                    "outputs and the leaderboard rows of all four boards (ssbm, deletion, isa, stability), in the "
+                    "schema leaderboards/schema/submission-v2.json. Send the file to the leaderboard's "
+                    "maintainers, who add it with `ssbm-bench leaderboard add FILE`.")
     sp.add_argument("--db", required=True, help="SQLite results store written by `run`")
     sp.add_argument("--out", required=True, metavar="FILE.json", help="submission file to write")
     sp.add_argument("--suite", help="which suite, when the store holds several")
@@ -31,6 +32,13 @@ def add_submit_parser(sub) -> None:
     sp.add_argument("--submitter", help="a name to show with the submission (letters, digits, ' _.@+-')")
     sp.add_argument("--notes", help="free text kept with the submission (at most 2000 characters)")
     sp.set_defaults(func=cmd_submit)
+
+
+def rows_summary(rows: dict) -> str:
+    """'2 SSBM, 0 deletion, 0 ISA and 4 stability rows'."""
+    names = {"ssbm": "SSBM", "deletion": "deletion", "isa": "ISA", "stability": "stability"}
+    parts = [f"{len(rows.get(b, []))} {n}" for b, n in names.items()]
+    return f"{', '.join(parts[:-1])} and {parts[-1]} rows"
 
 
 def cmd_submit(args) -> int:
@@ -42,8 +50,8 @@ def cmd_submit(args) -> int:
     out.write_text(dumps(doc))
     extra = (f"; {facts['left_out']} cell(s) left out (of an older version of the suite, or of a board a "
              f"submission does not carry)" if facts["left_out"] else "")
-    print(f"wrote {out}: suite {facts['suite']} (digest {facts['suite_digest']}), {facts['cells']} cells, "
-          f"{len(doc['leaderboard']['ssbm'])} SSBM and {len(doc['leaderboard']['deletion'])} deletion rows{extra}")
+    print(f"wrote {out}: suite {facts['suite']} (digest {facts['suite_digest']}), {facts['cells']} cells on "
+          f"{facts['corpora']} corpus(es), {rows_summary(doc['leaderboard'])}{extra}")
     return 0
 
 
@@ -53,12 +61,15 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", required=True)
     sa = sub.add_parser(
         "add", help="validate a submission and add it to leaderboards/submissions/",
-        description="Check a submission file (schema, known suite and corpus digests, plausible ranges, rows "
-                    "re-scored from its cells), optionally re-run a random sample of its cells, and copy it "
-                    "into DIR/submissions/. A submission is data only: it is never executed or unpickled.")
+        description="Check a submission file (schema version 2, or 1; known suite and corpus digests, names and "
+                    "settings of the suite's boards, plausible ranges, rows of every board re-scored from its "
+                    "cells), optionally re-run a random sample of its cells, and copy it into DIR/submissions/. "
+                    "A submission is data only: it is never executed or unpickled.")
     sa.add_argument("file", help="submission JSON written by `ssbm-bench submit`")
     sa.add_argument("--verify", type=int, default=0, metavar="K",
-                    help="re-run K random finished cells here and compare their raw outputs (default 0)")
+                    help="re-run K random finished ssbm, deletion or stability cells here and compare their raw "
+                         "outputs (default 0); ISA cells need the seed families trained, so they are checked by "
+                         "re-scoring only")
     sa.add_argument("--seed", type=int, help="seed of the --verify sample (default: random, printed)")
     sa.add_argument("--dir", default=None, metavar="DIR",
                     help="the leaderboards folder (default: this checkout's leaderboards/)")
@@ -71,9 +82,9 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
         "publish", help="write the published leaderboard: README.md, CSV, JSON and index.html",
         description="Rank every accepted submission (DIR/submissions/*.json) and any --db stores, and write "
                     "OUT/README.md (tables per board with confidence intervals: SSBM and deletion with paired tests "
-                    "between neighbours; ISA per aggregation and stability per N_s from --db stores, since "
-                    "submissions carry SSBM and deletion only), OUT/leaderboard.csv, OUT/leaderboard.json and OUT/index.html (sortable "
-                    "tables, no network), with the figures of each store under OUT/figures/.")
+                    "between neighbours, ISA per aggregation, stability per N_s; a version-1 submission carries "
+                    "SSBM and deletion only), OUT/leaderboard.csv, OUT/leaderboard.json and OUT/index.html "
+                    "(sortable tables, no network), with their figures under OUT/figures/.")
     sp.add_argument("--out", default=None, metavar="DIR", help="where to write (default: leaderboards/)")
     sp.add_argument("--dir", default=None, metavar="DIR",
                     help="the leaderboards folder whose submissions/ to read (default: --out)")
@@ -99,19 +110,19 @@ def cmd_add(args) -> int:
         v = validate_submission(read_submission(args.file), suites)
         notes = []
         if args.verify:
+            from .submission import SubmissionError, rerunnable
+
             failures, notes, used = verify_cells(v, args.verify, args.seed, log)
             if failures:
-                from .submission import SubmissionError
-
                 raise SubmissionError(f"re-running cells (--seed {used}) gave other outputs than submitted: "
                                       + "; ".join(failures[:5]))
-            notes.append(f"verified {args.verify} random cell(s) (--seed {used})")
+            notes.append(f"verified {min(args.verify, len(rerunnable(v.doc)))} random cell(s) (--seed {used})")
         print(f"{args.file}: valid submission of suite {v.doc['suite']['name']} ({len(v.cells)} cells); "
               f"dry run, nothing added")
     else:
         dest, v, notes = add_submission(args.file, lb_dir, suites, args.verify, args.seed, log)
         print(f"added {args.file} as {dest}: suite {v.doc['suite']['name']}, {len(v.cells)} cells, "
-              f"{len(v.rows['ssbm'])} SSBM and {len(v.rows['deletion'])} deletion rows re-scored and matching")
+              f"{rows_summary(v.rows)} re-scored and matching")
     for n in notes:
         print(f"  note: {n}")
     return 0

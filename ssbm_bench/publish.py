@@ -1,9 +1,10 @@
 """The published leaderboard: README.md, CSV, JSON and a static HTML page.
 
 Rows come from accepted submissions (leaderboards/submissions/, re-scored
-from their cells when read) and from any results stores named on the
-command line; one table per board, suite, corpus and model (for ISA also
-per aggregation, for stability per N_s). Beside each SSBM and deletion
+from their cells when read; a version-2 submission carries all four
+boards) and from any results stores named on the command line; one table
+per board, suite, corpus and model (for ISA also per aggregation, for
+stability per N_s). Beside each SSBM and deletion
 table, neighbours in rank are compared by a paired test over utterances
 (`paired_sign_flip`): when the per-utterance scores of two methods do not
 differ significantly, the page says so, because a rank alone would claim
@@ -112,26 +113,13 @@ def source_from_submission(v, filename: str) -> Source:
 
 
 def source_from_store(db: str | Path) -> Source:
-    """A results store: its SSBM and deletion rows as a submission has them, and its ISA and stability rows
-    (which submissions do not carry yet: these boards are published from stores)."""
+    """A results store: its rows of every board, as a submission has them."""
     from .harness.store import ResultStore
-    from .isa_board import isa_rows
-    from .stability_board import stability_rows
     from .submission import board_rows_json
 
     with ResultStore(db) as store:
         cells = list(store.cells())
-    rows = board_rows_json(cells)
-    isa = [c for c in cells if c.board == "isa"]
-    stability = [c for c in cells if c.board == "stability"]
-    rows["isa"] = [_plain(r.to_dict()) for r in isa_rows(isa)] if isa else []
-    rows["stability"] = [_plain(r.to_dict()) for r in stability_rows(stability)] if stability else []
-    return Source(str(db), cells, rows)
-
-
-def _plain(d: dict) -> dict:
-    """A row as JSON values (NaN -> None), as the ssbm and deletion rows come."""
-    return json.loads(json.dumps(d, default=str).replace("NaN", "null"))
+    return Source(str(db), cells, board_rows_json(cells))
 
 
 #: boards in the order the page shows them
@@ -426,6 +414,31 @@ def to_html(tables: list[Table], figures: list[str], n_submissions: int, n_store
     return "\n".join(parts) + "\n"
 
 
+def _board_figures(cells: list, out_dir: Path) -> list[Path]:
+    """One ISA box-plot figure per (suite, family) and one U_n-against-N_s figure per (suite, model, method),
+    as `figures.write_isa_figures` / `write_stability_figures` draw them from a store."""
+    from .figures import draw_isa_boxplots, draw_stability_curves, slug
+    from .isa_board import isa_rows
+    from .stability_board import stability_rows
+
+    isa = [c for c in cells if c.board == "isa"]
+    stability = [c for c in cells if c.board == "stability"]
+    groups: dict[tuple, list] = defaultdict(list)
+    for r in isa_rows(isa) if isa else []:
+        if r.scores:
+            groups[("isa", r.suite, r.model)].append(r)
+    for r in stability_rows(stability) if stability else []:
+        if np.isfinite(r.score):
+            groups[("stability", r.suite, r.model, r.method)].append(r)
+    if groups:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for key, rows in groups.items():
+        name = "--".join(slug(k) for k in key[1:]) + f"--{key[0]}.png"
+        paths.append((draw_isa_boxplots if key[0] == "isa" else draw_stability_curves)(rows, out_dir / name))
+    return paths
+
+
 def publish(out: Path, leaderboards_dir: Path, suites_dir: Path, dbs: list | None = None,
             figures: bool = True) -> list[Path]:
     from .submission import load_accepted
@@ -438,19 +451,14 @@ def publish(out: Path, leaderboards_dir: Path, suites_dir: Path, dbs: list | Non
     fig_paths: list[str] = []
     if figures:
         # one copy of a cell that two sources share (the same key is the same computation)
-        cells = list({c.key: c for s in sources + stores for c in s.cells if c.board == "ssbm"}.values())
-        if cells:
+        cells = list({c.key: c for s in sources + stores for c in s.cells}.values())
+        ssbm = [c for c in cells if c.board == "ssbm"]
+        if ssbm:
             from .figures import write_figures
 
-            fig_paths = [p.relative_to(out).as_posix() for p in write_figures(cells, out / "figures")]
-        # ISA box plots and U_n curves come from the stores (submissions carry ssbm and deletion only)
-        from .figures import write_isa_figures, write_stability_figures
-
-        for db, src in zip(dbs or [], stores):
-            boards = {c.board for c in src.cells}
-            for board, writer in (("isa", write_isa_figures), ("stability", write_stability_figures)):
-                if board in boards:
-                    fig_paths += [p.relative_to(out).as_posix() for p in writer(db, out / "figures")]
+            fig_paths = [p.relative_to(out).as_posix() for p in write_figures(ssbm, out / "figures")]
+        # ISA box plots and U_n curves, from submissions and stores alike
+        fig_paths += [p.relative_to(out).as_posix() for p in _board_figures(cells, out / "figures")]
     else:
         fig_dir = out / "figures"
         if fig_dir.is_dir():

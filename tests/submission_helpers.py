@@ -67,8 +67,7 @@ def _digest(source: dict) -> str:
 
 
 def good_submission() -> dict:
-    from ssbm_bench.submission import board_rows_json, cell_rows
-
+    """A version-1 submission (one corpus; ssbm and deletion boards only)."""
     source = tomllib.loads(SUITE_TOML)
     thresholds = {"energy": ("magnitude", [-40.0, -20.0]), "random": ("score", [0.1, 0.5])}
     cells = []
@@ -100,7 +99,7 @@ def good_submission() -> dict:
         "run": {"executor": {"name": "inprocess", "params": {}}, "seconds": 12.0, "computed": 4},
         "versions": [VERSIONS], "cells": cells, "leaderboard": {"ssbm": [], "deletion": []},
     }
-    doc["leaderboard"] = board_rows_json(cell_rows(doc))
+    doc["leaderboard"] = leaderboard_of(doc)
     return doc
 
 
@@ -112,7 +111,133 @@ def variant(doc: dict, edit) -> dict:
 
 def redigest(doc: dict) -> None:
     """After editing suite.source, make suite.digest (and the rows, which carry it) match it again."""
-    from ssbm_bench.submission import board_rows_json, cell_rows
-
     doc["suite"]["digest"] = _digest(doc["suite"]["source"])
-    doc["leaderboard"] = board_rows_json(cell_rows(doc))
+    doc["leaderboard"] = leaderboard_of(doc)
+
+
+def leaderboard_of(doc: dict) -> dict:
+    """The rows ssbm-bench's scoring gives for a document's cells, for the boards its version carries."""
+    from ssbm_bench.submission import BOARDS_V1, board_rows_json, cell_rows
+
+    rows = board_rows_json(cell_rows(doc))
+    return {b: rows[b] for b in BOARDS_V1} if doc["schema_version"] == 1 else rows
+
+
+# --- version 2: every board, several corpora ----------------------------------
+
+#: the handmade suite with an [isa] section (two seed families, on two corpora) and a [stability] section
+SUITE_ALL_TOML = SUITE_TOML.replace('name = "handmade"', 'name = "handmade-all"\nboards = ["ssbm", "isa", "stability"]') + """
+[isa]
+families = ["voices", "commands-action"]
+seeds = 3
+inputs = 2
+[[isa.methods]]
+name = "saliency"
+[[isa.methods]]
+name = "random"
+[stability]
+excerpts = 2
+n_samples = [20, 50]
+runs = 2
+fills = ["zero", "mean_inp"]
+"""
+
+#: content digests of the corpora the version-2 submission names (checked by a test against this checkout)
+CORPUS_DIGESTS = {"synthetic": SYNTHETIC_DIGEST,
+                  "commands[split=test]": "73bf9f6fd58b3111de8a4d42f33342a04659fedefdc32bbda1397edca70f8530",
+                  "vad-ground-truth": "13fb2e306e652b207010e49dd576840e9bc9e5cc96faf2d7b1d82ff94446153c"}
+
+#: family -> (corpus label, two test inputs of it)
+ISA_FAMILIES = {"voices": ("synthetic", ["rms_h03_01", "awb_h03_01"]),
+                "commands-action": ("commands[split=test]", ["kal16_c00", "rms_c00"])}
+MEMBERS = ["seed-0", "seed-1", "seed-2"]
+
+#: excerpt -> its speech segments (as the vad-ground-truth corpus labels them)
+EXCERPTS = {"gt0000": "3,6,7", "gt0001": "2,6,8"}
+
+
+def _isa_raw(family: str, method: str, inputs: list[str]) -> dict:
+    """Plausible per-pair overlaps: the random map agrees perfectly across seeds (a seeded map)."""
+    shift = {"voices": 0.0, "commands-action": 0.1}[family]
+    aggs = {}
+    for a, agg in enumerate(("none", "frames", "words")):
+        pairs = []
+        for j, (x, y) in enumerate([(0, 1), (0, 2), (1, 2)]):
+            base = 1.0 if method == "random" else round(0.5 + shift + 0.05 * j - 0.1 * a, 4)
+            pairs.append({"pair": [MEMBERS[x], MEMBERS[y]],
+                          "overlaps": [base, round(base * 0.9, 4)],
+                          "baseline": [0.2, round(0.15 + 0.02 * j, 4)]})
+        entry = {"pairs": pairs}
+        if agg == "words":
+            entry["word_maps"] = {m: [[0.1 * (k + 1), 0.3], [0.2, 0.05 * (k + 1), 0.4]] for k, m in enumerate(MEMBERS)}
+        aggs[agg] = entry
+    return {"p": 0.2, "members": list(MEMBERS), "inputs": list(inputs), "input_type": "stft:magnitude",
+            "aggregations": aggs}
+
+
+def _stability_weights(fill: str, n_s: int, utt: str) -> list[list[float]]:
+    speech = [int(s) for s in EXCERPTS[utt].split(",")]
+    runs = []
+    for r in range(2):
+        w = [round(0.01 * ((i * 7 + r * 3 + n_s) % 5) - 0.02, 4) for i in range(10)]
+        for k, s in enumerate(speech):
+            w[s] = 0.3 - 0.05 * k
+        if fill == "mean_inp" and r == 1:  # one run of one fill swaps a speech segment for another component
+            w[speech[2]], w[0] = 0.0, 0.4
+        runs.append(w)
+    return runs
+
+
+def good_submission_v2() -> dict:
+    """A version-2 submission of suite handmade-all: the SSBM cells of good_submission(), an ISA cell per
+    family and method, and stability cells per fill, N_s and excerpt; rows as ssbm-bench scores them."""
+    v1 = good_submission()
+    source = tomllib.loads(SUITE_ALL_TOML)
+    cells = [dict(c, corpus="synthetic") for c in v1["cells"]]
+    agreement = {"voices": {"accuracy": [0.95, 0.9, 0.85], "kappa": 0.8, "error_kappa": 0.1, "inputs": 20,
+                            "inputs_with_an_error": 3},
+                 "commands-action": {"accuracy": [0.9, 0.8, 0.75], "kappa": 0.69, "error_kappa": -0.19,
+                                     "inputs": 48, "inputs_with_an_error": 17}}
+    for family, (corpus, inputs) in ISA_FAMILIES.items():
+        for method in ("saliency", "random"):
+            cells.append({
+                "key": hashlib.sha256(f"isa/{family}/{method}".encode()).hexdigest(), "board": "isa",
+                "corpus": corpus, "model": f"family:{family}", "method": method, "fill": "-", "utterance": "*",
+                "target": "gold class", "seed": 0, "status": "ok", "reason": None,
+                "raw": _isa_raw(family, method, inputs),
+                "params": {"method": {}, "p": 0.2, "members": list(MEMBERS), "inputs": len(inputs),
+                           "model": "speechbrain-dir", "agreement": dict(agreement[family]),
+                           "task_kind": "acoustic" if family == "voices" else "word-based",
+                           "cfg": {"sample_rate": 16000, "window_ms": 64.0, "hop_ms": 16.0}},
+                "versions": 0, "seconds": 3.5})
+    for fill in ("zero", "mean_inp"):
+        for n_s in (20, 50):
+            for utt, segments in EXCERPTS.items():
+                cells.append({
+                    "key": hashlib.sha256(f"stability/{fill}/{n_s}/{utt}".encode()).hexdigest(),
+                    "board": "stability", "corpus": "vad-ground-truth", "model": "silero-vad",
+                    "method": "soundlime-temporal", "fill": fill, "utterance": utt, "target": "class:1:speech",
+                    "seed": 0, "status": "ok", "reason": None,
+                    "raw": {"weights": _stability_weights(fill, n_s, utt), "n_samples": n_s,
+                            "speech_segments": segments, "p_speech": 0.5},
+                    "params": {"method": {}, "n_samples": n_s, "runs": 2, "reference_fill": "zero",
+                               "cfg": {"sample_rate": 16000, "window_ms": 64.0, "hop_ms": 16.0}},
+                    "versions": 0, "seconds": 2.0})
+    doc = {
+        "schema": "ssbm-bench-submission", "schema_version": 2, "created": "2026-01-01T00:00:00Z",
+        "submitter": "hand made", "ssbm_bench_version": "0.1.0",
+        "suite": {"name": "handmade-all", "digest": _digest(source), "source": source},
+        "corpora": [{"name": label.split("[")[0], "label": label, "digest": digest}
+                    for label, digest in CORPUS_DIGESTS.items()],
+        "run": {"executor": {"name": "inprocess", "params": {}}, "seconds": 60.0, "computed": len(cells)},
+        "versions": [VERSIONS], "cells": cells, "leaderboard": {},
+    }
+    doc["leaderboard"] = leaderboard_of(doc)
+    return doc
+
+
+def write_suites_all(folder: Path) -> Path:
+    """The suites the version-1 and version-2 hand-made submissions need."""
+    write_suites(folder)
+    (folder / "handmade-all.toml").write_text(SUITE_ALL_TOML)
+    return folder

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from chromium_cdp import Chromium, chromium_binary
-from submission_helpers import good_submission, write_suites
+from submission_helpers import good_submission, good_submission_v2, write_suites, write_suites_all
 from ssbm_bench.cli import main
 from ssbm_bench.publish import paired_sign_flip
 from ssbm_bench.submission import add_submission
@@ -156,3 +156,31 @@ def test_isa_and_stability_tables_split_rank_and_describe_their_rows():
     assert {(r["board"], r["rank"], r["fill"], r["n_samples"]) for r in got if r["board"] == "stability"} == {
         ("stability", "1", "zero", "25"), ("stability", "1", "zero", "100"), ("stability", "2", "mean_inp", "100"),
         ("stability", "3", "gauss_norm", "100")}
+
+
+def test_a_version_2_submission_publishes_its_isa_and_stability_tables(tmp_path):
+    """No store named: the ISA and stability tables (and their figures) come from the submission's cells."""
+    lb = tmp_path / "lb"
+    write_suites_all(lb / "suites")
+    path = tmp_path / "all.json"
+    path.write_text(json.dumps(good_submission_v2()))
+    dest, _, _ = add_submission(path, lb)
+    out = tmp_path / "site"
+    assert main(["leaderboard", "publish", "--out", str(out), "--dir", str(lb)]) == 0
+    readme = (out / "README.md").read_text()
+    assert "## SSBM — suite `handmade-all`, corpus `synthetic`" in readme
+    for family, corpus in (("voices", "synthetic"), ("commands-action", "commands[split=test]")):
+        for agg in ("none", "frames", "words"):
+            assert (f"## ISA — suite `handmade-all`, corpus `{corpus}`" in readme
+                    and f"model `family:{family}`, aggregation `{agg}`" in readme)
+    assert "## Stability — suite `handmade-all`, corpus `vad-ground-truth`" in readme
+    assert "N_s = 20" in readme and "N_s = 50" in readme and f"hand made ({dest.name})" in readme
+    assert "model-independent: agrees by construction, ranked last" in readme
+    tables = json.loads((out / "leaderboard.json").read_text())["tables"]
+    stab = [t for t in tables if t["board"] == "stability" and t["n_samples"] == 20]
+    assert [(r["rank"], r["fill"], r["score"]) for r in stab[0]["rows"]] == [(1, "zero", 3.0), (2, "mean_inp", 4.0)]
+    figures = {p.name for p in (out / "figures").glob("*.png")}
+    assert {"handmade-all--family-voices--isa.png", "handmade-all--family-commands-action--isa.png",
+            "handmade-all--silero-vad--soundlime-temporal--stability.png"} <= figures
+    page = (out / "index.html").read_text()
+    assert "figures/handmade-all--silero-vad--soundlime-temporal--stability.png" in page
