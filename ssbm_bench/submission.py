@@ -26,7 +26,7 @@ import math
 import random
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -362,6 +362,9 @@ def export_submission(db: str | Path, suite_name: str | None = None, suite_file:
     # the cells the run planned (a cell an earlier version of the suite computed with the same key is the same
     # computation, reused); a store from before plans were recorded: the cells stored under the run's digest
     mine = [c for c in ours if c.key in plan] if plan is not None else [c for c in ours if c.suite_digest == digest]
+    # a reused cell is stored under the digest of the suite version that computed it; in the submission every
+    # cell belongs to the submitted run (its rows are re-scored that way by `leaderboard add`)
+    mine = [replace(c, suite_digest=digest) for c in mine]
     # cells of a board this version does not know stay out, and are counted
     cells = [c for c in mine if c.board in BOARDS]
     left_out = len(ours) - len(cells)

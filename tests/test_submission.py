@@ -475,3 +475,27 @@ def test_a_forged_stability_cell_is_caught_by_the_rerun(stability_run, lb):
     v = validate_submission(doc, lb / "suites")
     failures, notes, _ = sub.verify_cells(v, 1, seed=0)
     assert any(f.startswith(f"cells[0].raw.weights[1][{hi}]") and "re-run here" in f for f in failures), failures
+
+
+def test_a_run_that_reused_cells_of_an_earlier_suite_version_exports_them_and_validates(tmp_path):
+    """Shrinking a suite reuses the cells it keeps (same keys, stored under the old suite digest): the export
+    takes the run's plan, gives every cell the run's digest, and `leaderboard add` re-scores to the same rows."""
+    from e2e_helpers import cli
+    from test_stability_board import SUITE
+
+    suite = tmp_path / "stability-tiny.toml"
+    db = tmp_path / "st.sqlite"
+    suite.write_text(SUITE)
+    cli("run", str(suite), "--db", str(db), "--no-progress")
+    suite.write_text(SUITE.replace('fills = ["zero", "mean_inp"]', 'fills = ["zero"]'))
+    assert "0 computed" in cli("run", str(suite), "--db", str(db), "--no-progress").stdout
+    out = cli("submit", "--db", str(db), "--out", str(tmp_path / "sub.json"), "--suite-file", str(suite))
+    assert "2 cells on 1 corpus(es)" in out.stdout
+    doc = json.loads((tmp_path / "sub.json").read_text())
+    assert {c["fill"] for c in doc["cells"]} == {"zero"}
+    lb = tmp_path / "lb"
+    (lb / "suites").mkdir(parents=True)
+    (lb / "suites" / suite.name).write_text(suite.read_text())
+    v = validate_submission(doc, lb / "suites")
+    assert [r["fill"] for r in v.rows["stability"]] == ["zero"]
+    assert {r["suite_digest"] for r in doc["leaderboard"]["stability"]} == {doc["suite"]["digest"]}

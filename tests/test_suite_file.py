@@ -178,3 +178,29 @@ def test_the_runner_crosses_a_restricted_method_only_with_its_models(tmp_path):
         pairs = sorted((c.model, c.method) for c in store.cells(board="deletion"))
     assert pairs == [("band-a", "saliency"), ("band-b", "random"), ("band-b", "saliency")]
     assert any("[band-a] not run with: random" in line for line in logs)
+
+
+def test_the_versions_record_names_the_plugins_each_board_uses():
+    from ssbm_bench.harness.runner import plugins_used
+    from ssbm_bench.harness.suite import parse_suite
+    import tomllib
+
+    grid = parse_suite(tomllib.loads(GOOD))
+    assert plugins_used(grid) == [("corpus", "synthetic"), ("model", "pocketsphinx"), ("method", "energy"),
+                                  ("fill", "white-noise"), ("executor", "inprocess")]
+    only = parse_suite(tomllib.loads("""
+[suite]
+name = "r"
+boards = ["isa", "stability"]
+[isa]
+families = ["voices"]
+[[isa.methods]]
+name = "saliency"
+[stability]
+fills = ["zero", "mean_inp"]
+"""))
+    # no default corpus or fill of the unused grid: the families, their loader, the stability board's parts
+    assert plugins_used(only) == [("family", "voices"), ("model", "speechbrain-dir"), ("method", "saliency"),
+                                  ("model", "silero-vad"), ("method", "soundlime-temporal"),
+                                  ("corpus", "vad-ground-truth"), ("fill", "zero"), ("fill", "mean_inp"),
+                                  ("executor", "inprocess")]

@@ -119,6 +119,26 @@ def validate_names(suite: Suite, registry: PluginRegistry) -> None:
     registry.get("executor", suite.executor.name)
 
 
+def plugins_used(suite: Suite) -> list[tuple[str, str]]:
+    """(kind, name) of every plugin the suite's boards use, for the versions record of its cells: the
+    corpus x models x methods x fills grid of the ssbm and deletion boards, the isa board's families, their
+    member loader and methods, the stability board's model, method, corpus and fills, and the executor."""
+    used: list[tuple[str, str]] = []
+    if {"ssbm", "deletion"} & set(suite.boards):
+        for kind, refs in (("corpus", [suite.corpus]), ("model", suite.models), ("method", suite.methods),
+                           ("fill", suite.fills)):
+            used += [(kind, r.name) for r in refs]
+    if suite.isa is not None and "isa" in suite.boards:
+        used += [("family", f) for f in suite.isa.families] + [("model", suite.isa.model)]
+        used += [("method", r.name) for r in suite.isa.methods]
+    st = suite.stability
+    if st is not None and "stability" in suite.boards:
+        used += [("model", st.model.name), ("method", st.method.name), ("corpus", st.corpus.name)]
+        used += [("fill", r.name) for r in st.fills]
+    used.append(("executor", suite.executor.name))
+    return list(dict.fromkeys(used))
+
+
 def _progress(total: int, desc: str, enabled: bool):
     from tqdm import tqdm
 
@@ -145,10 +165,8 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
         utterances = [by_id[i] for i in suite.utterance_ids]
 
     versions = {"ssbm-bench": __version__, "plugins": {}}
-    for kind, refs in (("corpus", [suite.corpus]), ("model", suite.models), ("method", suite.methods),
-                       ("fill", suite.fills), ("executor", [suite.executor])):
-        for r in refs:
-            versions["plugins"][f"{kind}:{r.name}"] = registry.version_of(kind, r.name)
+    for kind, name in plugins_used(suite):
+        versions["plugins"][f"{kind}:{name}"] = registry.version_of(kind, name)
 
     with ResultStore(db_path) as store:
         unfinished = unfinished_run(store.runs(), suite.name, suite.digest)
