@@ -52,9 +52,10 @@ explain: setup
 # index.html, figures/): each suite runs into its own store under results/ (a
 # rerun computes only what is missing), then everything is published together
 # with the accepted submissions. The default suites are the ones measured on
-# 2 cores (about 2 hours from scratch); the standard grid is
+# 2 cores (about 3 hours from scratch); the standard grid is
 # `make leaderboard LEADERBOARD_SUITES="standard standard-librivox standard-captum"`.
-LEADERBOARD_SUITES ?= bubble-vs-energy deletion-whisper isa-methods stability-sweep
+LEADERBOARD_SUITES ?= bubble-vs-energy bubble-vs-energy-pocketsphinx bubble-vs-energy-librivox \
+  deletion-whisper isa-methods stability-sweep
 leaderboard: setup
 	@for s in $(LEADERBOARD_SUITES); do $(BIN)/ssbm-bench run $$s --db results/$$s.sqlite || exit 1; done
 	$(BIN)/ssbm-bench leaderboard publish --out leaderboards $(foreach s,$(LEADERBOARD_SUITES),--db results/$(s).sqlite)

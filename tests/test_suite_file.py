@@ -204,3 +204,21 @@ fills = ["zero", "mean_inp"]
                                   ("model", "silero-vad"), ("method", "soundlime-temporal"),
                                   ("corpus", "vad-ground-truth"), ("fill", "zero"), ("fill", "mean_inp"),
                                   ("executor", "inprocess")]
+
+
+def test_every_committed_suite_parses_and_names_registered_plugins():
+    """A suite under leaderboards/suites/ is a public artefact (make leaderboard, submissions): each must
+    load, and each plugin it names must be registered here."""
+    from pathlib import Path
+
+    from ssbm_bench.harness.runner import plugins_used
+    from ssbm_bench.plugins import get_registry
+
+    registry = get_registry()
+    files = sorted((Path(__file__).resolve().parent.parent / "leaderboards" / "suites").glob("*.toml"))
+    assert len(files) >= 10
+    for f in files:
+        suite = load_suite(f)
+        assert suite.name == f.stem, f"{f.name}: [suite] name {suite.name!r} differs from the file name"
+        for kind, name in plugins_used(suite):
+            registry.get(kind, name)  # raises, naming the plugin, when it is not registered
