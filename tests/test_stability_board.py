@@ -123,3 +123,10 @@ def test_boards_read_the_latest_plan_of_a_suite(tmp_path):
     run = cli("run", str(suite), "--db", str(db), "--no-progress")
     assert "4 found in the store, 0 computed" in run.stdout
     assert fills() == ["mean_inp", "zero"]
+    # growing the suite reuses its cells (stored under the older digest) beside the new ones: one row each
+    suite.write_text(SUITE.replace("excerpts = 2", "excerpts = 3"))
+    run = cli("run", str(suite), "--db", str(db), "--no-progress")
+    assert "4 found in the store, 2 computed" in run.stdout
+    rows = json.loads(cli("leaderboard", "--db", str(db), "--board", "stability", "--format", "json").stdout)
+    assert sorted((r["fill"], r["n"]) for r in rows) == [("mean_inp", 3), ("zero", 3)]
+    assert len({r["suite_digest"] for r in rows}) == 1

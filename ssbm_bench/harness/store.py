@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -273,26 +273,30 @@ class ResultStore:
             # a plan with no cells is still a plan: remembered by an empty marker row
             self.conn.execute("INSERT OR IGNORE INTO run_plans VALUES (?,?)", (run_id, ""))
 
-    def current_plans(self) -> dict[str, set[str]]:
-        """{suite: keys planned by its latest run that recorded a plan}; suites without one are absent."""
-        latest = dict(self.conn.execute(
-            "SELECT r.suite, MAX(r.run_id) FROM runs r WHERE EXISTS (SELECT 1 FROM run_plans p WHERE "
-            "p.run_id = r.run_id) GROUP BY r.suite").fetchall())
-        plans: dict[str, set[str]] = {}
-        for suite, run_id in latest.items():
-            plans[suite] = {k for (k,) in self.conn.execute("SELECT key FROM run_plans WHERE run_id=?", (run_id,))
-                            if k}
+    def current_plans(self) -> dict[str, tuple[str, set[str]]]:
+        """{suite: (suite digest, keys) of its latest run that recorded a plan}; suites without one are absent."""
+        latest = self.conn.execute(
+            "SELECT r.suite, r.suite_digest, r.run_id FROM runs r WHERE r.run_id = (SELECT MAX(q.run_id) FROM runs q "
+            "WHERE q.suite = r.suite AND EXISTS (SELECT 1 FROM run_plans p WHERE p.run_id = q.run_id))").fetchall()
+        plans: dict[str, tuple[str, set[str]]] = {}
+        for suite, digest, run_id in latest:
+            plans[suite] = (digest, {k for (k,) in self.conn.execute("SELECT key FROM run_plans WHERE run_id=?",
+                                                                       (run_id,)) if k})
         return plans
 
     def cells(self, board: str | None = None, status: str | None = None,
               every_version: bool = False) -> Iterator[CellRow]:
         """The cells of the store, in a stable order. By default only the cells each suite's latest plan holds
-        (see the module docstring); `every_version` gives every stored cell."""
+        (see the module docstring), each under that plan's suite digest: a cell the plan reused from an
+        earlier version of the suite (same key, same computation) counts with the cells computed for it.
+        `every_version` gives every stored cell as stored."""
         plans = {} if every_version else self.current_plans()
         for row in self._cells(board, status):
             plan = plans.get(row.suite)
-            if plan is None or row.key in plan:
+            if plan is None:
                 yield row
+            elif row.key in plan[1]:
+                yield row if row.suite_digest == plan[0] else replace(row, suite_digest=plan[0])
 
     def _cells(self, board: str | None, status: str | None) -> Iterator[CellRow]:
         sql = ("SELECT key, board, suite, suite_digest, corpus, corpus_digest, model, method, fill, utterance,"
