@@ -143,19 +143,10 @@ class SpeechModel(ABC):
         `transcript.words`, all tokens for index -1), or a class logit."""
         self.require(Capability.DIFFERENTIABLE, "a gradient of the target score")
         if target.kind == "class":
-            return self.class_logits(waveform)[target.index]
+            return self.word_or_class_score(self.class_logits(waveform), target, transcript)
         if transcript is None:
             raise CapabilityMissing(f"model {self.name!r}: a word target needs the forced transcript")
-        lp = self.token_log_probs(waveform, transcript)
-        if target.index == -1:
-            return lp.sum()
-        idx = transcript.tokens_of_word(target.index)
-        if not idx:
-            from .errors import InputError
-
-            raise InputError(f"model {self.name!r}: word {target.index} ({target.label!r}) has no tokens in the "
-                             f"transcript {transcript.text!r}")
-        return lp[idx].sum()
+        return self.word_or_class_score(self.token_log_probs(waveform, transcript), target, transcript)
 
     # --- embedding --------------------------------------------------------
     def embed(self, waveform) -> Embedding:
