@@ -178,11 +178,11 @@ def build_tables(sources: list[Source]) -> list[Table]:
         for board in PUBLISHED_BOARDS:
             for r in s.rows.get(board, []):
                 sub = r.get(SUB_KEY[board]) if board in SUB_KEY else None
-                key = (PUBLISHED_BOARDS.index(board), *(r[k] for k in TABLE_KEY[1:]), str(sub), board, sub)
-                grouped[key].append((s, dict(r, source=s.label, details=_details(board, r))))
+                grouped[(board, *(r[k] for k in TABLE_KEY[1:]), sub)].append(
+                    (s, dict(r, source=s.label, details=_details(board, r))))
     tables = []
-    for key in sorted(grouped, key=lambda k: k[:5] if k[5] != "stability" else (*k[:4], k[6] or 0)):
-        board, sub = key[5], key[6]
+    for key in sorted(grouped, key=_table_order):
+        board, sub = key[0], key[4]
         members = grouped[key]
         sign = 1.0 if board in LOWER_IS_BETTER else -1.0
 
@@ -215,6 +215,13 @@ def build_tables(sources: list[Source]) -> list[Table]:
                                f"utterance(s), p = {p:.3g}")
         tables.append(t)
     return tables
+
+
+def _table_order(key: tuple) -> tuple:
+    """Boards in page order, then suite, corpus, model, then the sub-table (N_s numerically)."""
+    board, suite, corpus, model, sub = key
+    sub_order = (0, sub, "") if isinstance(sub, (int, float)) else (1, 0, str(sub))
+    return (PUBLISHED_BOARDS.index(board), suite, corpus, model, sub_order)
 
 
 def _name(row: dict) -> str:
