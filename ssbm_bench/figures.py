@@ -285,19 +285,27 @@ def draw_isa_boxplots(rows: list, path: Path) -> Path:
     return path
 
 
-def write_isa_figures(db: str | Path, out_dir: str | Path, suite: str | None = None) -> list[Path]:
-    """One ISA box-plot figure per (suite, family) in the store."""
+def isa_figures(cells: list[CellRow], out_dir: str | Path) -> list[Path]:
+    """One ISA box-plot figure per (suite, family) of `cells` (a store's or a submission's)."""
     from .isa_board import isa_rows
 
-    with ResultStore(db) as store:
-        rows = [r for r in isa_rows(list(store.cells(board="isa"))) if suite is None or r.suite == suite]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    isa = [c for c in cells if c.board == "isa"]
     groups: dict[tuple, list] = defaultdict(list)
-    for r in rows:
+    for r in isa_rows(isa) if isa else []:
         if r.scores:
             groups[(r.suite, r.model)].append(r)
-    return [draw_isa_boxplots(members, out / f"{slug(s)}--{slug(m)}--isa.png") for (s, m), members in groups.items()]
+    if groups:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return [draw_isa_boxplots(members, Path(out_dir) / f"{slug(s)}--{slug(m)}--isa.png")
+            for (s, m), members in groups.items()]
+
+
+def write_isa_figures(db: str | Path, out_dir: str | Path, suite: str | None = None) -> list[Path]:
+    """One ISA box-plot figure per (suite, family) in the store."""
+    with ResultStore(db) as store:
+        cells = [c for c in store.cells(board="isa") if suite is None or c.suite == suite]
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return isa_figures(cells, out_dir)
 
 
 def draw_stability_curves(rows: list, path: Path) -> Path:
@@ -343,17 +351,24 @@ def draw_stability_curves(rows: list, path: Path) -> Path:
     return path
 
 
-def write_stability_figures(db: str | Path, out_dir: str | Path, suite: str | None = None) -> list[Path]:
-    """One U_n-against-N_s figure per (suite, model, method) in the store."""
+def stability_figures(cells: list[CellRow], out_dir: str | Path) -> list[Path]:
+    """One U_n-against-N_s figure per (suite, model, method) of `cells` (a store's or a submission's)."""
     from .stability_board import stability_rows
 
-    with ResultStore(db) as store:
-        rows = [r for r in stability_rows(list(store.cells(board="stability")))
-                if (suite is None or r.suite == suite) and np.isfinite(r.score)]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    stability = [c for c in cells if c.board == "stability"]
     groups: dict[tuple, list] = defaultdict(list)
-    for r in rows:
-        groups[(r.suite, r.model, r.method)].append(r)
-    return [draw_stability_curves(members, out / f"{slug(s)}--{slug(m)}--{slug(meth)}--stability.png")
+    for r in stability_rows(stability) if stability else []:
+        if np.isfinite(r.score):
+            groups[(r.suite, r.model, r.method)].append(r)
+    if groups:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return [draw_stability_curves(members, Path(out_dir) / f"{slug(s)}--{slug(m)}--{slug(meth)}--stability.png")
             for (s, m, meth), members in groups.items()]
+
+
+def write_stability_figures(db: str | Path, out_dir: str | Path, suite: str | None = None) -> list[Path]:
+    """One U_n-against-N_s figure per (suite, model, method) in the store."""
+    with ResultStore(db) as store:
+        cells = [c for c in store.cells(board="stability") if suite is None or c.suite == suite]
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return stability_figures(cells, out_dir)

@@ -421,31 +421,6 @@ def to_html(tables: list[Table], figures: list[str], n_submissions: int, n_store
     return "\n".join(parts) + "\n"
 
 
-def _board_figures(cells: list, out_dir: Path) -> list[Path]:
-    """One ISA box-plot figure per (suite, family) and one U_n-against-N_s figure per (suite, model, method),
-    as `figures.write_isa_figures` / `write_stability_figures` draw them from a store."""
-    from .figures import draw_isa_boxplots, draw_stability_curves, slug
-    from .isa_board import isa_rows
-    from .stability_board import stability_rows
-
-    isa = [c for c in cells if c.board == "isa"]
-    stability = [c for c in cells if c.board == "stability"]
-    groups: dict[tuple, list] = defaultdict(list)
-    for r in isa_rows(isa) if isa else []:
-        if r.scores:
-            groups[("isa", r.suite, r.model)].append(r)
-    for r in stability_rows(stability) if stability else []:
-        if np.isfinite(r.score):
-            groups[("stability", r.suite, r.model, r.method)].append(r)
-    if groups:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for key, rows in groups.items():
-        name = "--".join(slug(k) for k in key[1:]) + f"--{key[0]}.png"
-        paths.append((draw_isa_boxplots if key[0] == "isa" else draw_stability_curves)(rows, out_dir / name))
-    return paths
-
-
 def publish(out: Path, leaderboards_dir: Path, suites_dir: Path, dbs: list | None = None,
             figures: bool = True) -> list[Path]:
     from .submission import load_accepted
@@ -465,7 +440,10 @@ def publish(out: Path, leaderboards_dir: Path, suites_dir: Path, dbs: list | Non
 
             fig_paths = [p.relative_to(out).as_posix() for p in write_figures(ssbm, out / "figures")]
         # ISA box plots and U_n curves, from submissions and stores alike
-        fig_paths += [p.relative_to(out).as_posix() for p in _board_figures(cells, out / "figures")]
+        from .figures import isa_figures, stability_figures
+
+        fig_paths += [p.relative_to(out).as_posix()
+                      for p in isa_figures(cells, out / "figures") + stability_figures(cells, out / "figures")]
     else:
         fig_dir = out / "figures"
         if fig_dir.is_dir():
