@@ -154,7 +154,7 @@ def recompute_reasons(suite_name: str, todo: Iterable[Any], planned_keys: set[st
     """[{"reason": text, "cells": n}] for the jobs to compute, in order of first appearance.
 
     `previous` is ResultStore.suite_cells(suite_name); `fields_of` maps a job's
-    key to what it was made of (runner.key_blob); `unfinished` names an earlier
+    key to what it was made of (runner.key_text, parsed); `unfinished` names an earlier
     run of the same suite digest that did not finish (unfinished_run): cells
     with no changed counterpart in the store are then its leftovers."""
     todo = list(todo)

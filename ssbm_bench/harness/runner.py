@@ -95,16 +95,15 @@ def thresholds_for(suite: Suite, kind: str) -> tuple[float, ...]:
     return tuple(float(x) for x in values)
 
 
-def key_blob(suite: Suite, corpus_digest: str, job_fields: dict) -> dict:
-    """Everything a cell's key is a digest of (recorded with the cell, so a rerun can say what changed)."""
-    return json.loads(json.dumps({"protocol": PROTOCOL_VERSION, "suite": suite.name, "corpus": corpus_digest,
-                                  **job_fields}, sort_keys=True, default=str))
+def key_text(suite: Suite, corpus_digest: str, job_fields: dict) -> str:
+    """Everything a cell's key is a digest of, as canonical JSON (recorded with the cell, parsed, so a rerun
+    can say what changed)."""
+    return json.dumps({"protocol": PROTOCOL_VERSION, "suite": suite.name, "corpus": corpus_digest, **job_fields},
+                      sort_keys=True, default=str)
 
 
 def cell_key(suite: Suite, corpus_digest: str, job_fields: dict) -> str:
-    blob = json.dumps({"protocol": PROTOCOL_VERSION, "suite": suite.name, "corpus": corpus_digest, **job_fields},
-                      sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return hashlib.sha256(key_text(suite, corpus_digest, job_fields).encode()).hexdigest()
 
 
 def validate_names(suite: Suite, registry: PluginRegistry) -> None:
@@ -189,8 +188,9 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
         fields_of: dict[str, dict] = {}
 
         def keyed(fields: dict) -> str:
-            key = cell_key(suite, corpus_digest, fields)
-            fields_of[key] = key_blob(suite, corpus_digest, fields)
+            text = key_text(suite, corpus_digest, fields)
+            key = hashlib.sha256(text.encode()).hexdigest()
+            fields_of[key] = json.loads(text)
             return key
 
         finished = store.finished_keys()

@@ -207,17 +207,7 @@ class ResultStore:
         were new."""
         return self.put_cell_extras([], entries)
 
-    def count_model_outputs(self) -> int:
-        return int(self.conn.execute("SELECT COUNT(*) FROM model_outputs").fetchone()[0])
-
     # --- what each cell key was made of -----------------------------------
-    def put_cell_fields(self, items) -> None:
-        """(key, fields) pairs, in one transaction."""
-        rows = [(k, _dumps(f)) for k, f in items]
-        if rows:
-            with self.conn:
-                self.conn.executemany("INSERT OR REPLACE INTO cell_fields VALUES (?,?)", rows)
-
     def put_cell_extras(self, fields_items, model_outputs) -> int:
         """A finished cell's key fields and the model outputs it learnt, in one transaction; returns how many
         outputs were new to the store (a key already stored is kept)."""
