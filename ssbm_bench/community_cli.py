@@ -21,8 +21,9 @@ def add_submit_parser(sub) -> None:
         "submit", help="export a finished run as one JSON submission file",
         description="Write the latest finished run of one suite in a results store as a submission: the suite "
                     "(and its digest), every corpus its cells use with its digest, versions, every cell's raw "
-                    "outputs and the leaderboard rows of all four boards (ssbm, deletion, isa, stability), in the "
-                    "schema leaderboards/schema/submission-v2.json. Send the file to the leaderboard's "
+                    "outputs and the leaderboard rows of every board that has cells, in the schema "
+                    "leaderboards/schema/submission-v3.json (an envelope shared by every board; each board adds "
+                    "the schema of its own cells). Send the file to the leaderboard's "
                     "maintainers, who add it with `ssbm-bench leaderboard add FILE`.")
     sp.add_argument("--db", required=True, help="SQLite results store written by `run`")
     sp.add_argument("--out", required=True, metavar="FILE.json", help="submission file to write")
@@ -35,10 +36,9 @@ def add_submit_parser(sub) -> None:
 
 
 def rows_summary(rows: dict) -> str:
-    """'2 SSBM, 0 deletion, 0 ISA and 4 stability rows'."""
-    names = {"ssbm": "SSBM", "deletion": "deletion", "isa": "ISA", "stability": "stability"}
-    parts = [f"{len(rows.get(b, []))} {n}" for b, n in names.items()]
-    return f"{', '.join(parts[:-1])} and {parts[-1]} rows"
+    """'2 ssbm and 4 stability rows' (every board the submission has rows of)."""
+    parts = [f"{len(v)} {b}" for b, v in rows.items() if v] or ["no"]
+    return (f"{', '.join(parts[:-1])} and {parts[-1]}" if len(parts) > 1 else parts[0]) + " rows"
 
 
 def cmd_submit(args) -> int:
@@ -49,7 +49,7 @@ def cmd_submit(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(dumps(doc))
     extra = (f"; {facts['left_out']} cell(s) left out (of an older version of the suite, or of a board a "
-             f"submission does not carry)" if facts["left_out"] else "")
+             f"not installed here)" if facts["left_out"] else "")
     print(f"wrote {out}: suite {facts['suite']} (digest {facts['suite_digest']}), {facts['cells']} cells on "
           f"{facts['corpora']} corpus(es), {rows_summary(doc['leaderboard'])}{extra}")
     return 0
@@ -61,15 +61,15 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", required=True)
     sa = sub.add_parser(
         "add", help="validate a submission and add it to leaderboards/submissions/",
-        description="Check a submission file (schema version 2, or 1; known suite and corpus digests, names and "
+        description="Check a submission file (schema version 3, or 2 or 1; known suite and corpus digests, names and "
                     "settings of the suite's boards, plausible ranges, rows of every board re-scored from its "
                     "cells), optionally re-run a random sample of its cells, and copy it into DIR/submissions/. "
                     "A submission is data only: it is never executed or unpickled.")
     sa.add_argument("file", help="submission JSON written by `ssbm-bench submit`")
     sa.add_argument("--verify", type=int, default=0, metavar="K",
-                    help="re-run K random finished ssbm, deletion or stability cells here and compare their raw "
-                         "outputs (default 0); ISA cells need the seed families trained, so they are checked by "
-                         "re-scoring only")
+                    help="re-run K random finished cells here, of the boards that can re-run cells (ssbm, "
+                         "deletion, localisation, stability, ...), and compare their raw outputs (default 0); ISA "
+                         "cells need the seed families trained, so they are checked by re-scoring only")
     sa.add_argument("--seed", type=int, help="seed of the --verify sample (default: random, printed)")
     sa.add_argument("--dir", default=None, metavar="DIR",
                     help="the leaderboards folder (default: this checkout's leaderboards/)")
@@ -81,9 +81,9 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser(
         "publish", help="write the published leaderboard: README.md, CSV, JSON and index.html",
         description="Rank every accepted submission (DIR/submissions/*.json) and any --db stores, and write "
-                    "OUT/README.md (tables per board with confidence intervals: SSBM and deletion with paired tests "
-                    "between neighbours, ISA per aggregation, stability per N_s; a version-1 submission carries "
-                    "SSBM and deletion only), OUT/leaderboard.csv, OUT/leaderboard.json and OUT/index.html "
+                    "OUT/README.md (tables per board with confidence intervals; boards with a paired unit, such as "
+                    "SSBM, deletion and localisation, with paired tests between neighbours; ISA per aggregation, "
+                    "stability per N_s), OUT/leaderboard.csv, OUT/leaderboard.json and OUT/index.html "
                     "(sortable tables, no network), with their figures under OUT/figures/.")
     sp.add_argument("--out", default=None, metavar="DIR", help="where to write (default: leaderboards/)")
     sp.add_argument("--dir", default=None, metavar="DIR",

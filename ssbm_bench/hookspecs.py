@@ -38,3 +38,11 @@ def register_executors(register):
 @hookspec
 def register_families(register):
     """Register seed-family tasks (ISA: one classifier trained with K seeds): ``register(FamilyPlugin(...))``."""
+
+
+@hookspec
+def register_boards(register):
+    """Register boards (ways of measuring explanations, each a leaderboard): ``register(BoardPlugin(...))``.
+
+    The factory returns a :class:`ssbm_bench.board.Board`; the harness,
+    leaderboard, submissions and publishing reach the board only through it."""

@@ -40,6 +40,7 @@ HOOK_KINDS = {
     "register_corpora": "corpus",
     "register_executors": "executor",
     "register_families": "family",
+    "register_boards": "board",
 }
 
 
@@ -76,6 +77,7 @@ class Registered:
 class PluginRegistry:
     loaded: list[LoadedPlugin]
     by_kind: dict[str, dict[str, Registered]] = field(default_factory=dict)
+    _boards: dict = field(default_factory=dict, repr=False)
 
     @property
     def failures(self) -> list[LoadedPlugin]:
@@ -93,6 +95,22 @@ class PluginRegistry:
     def create(self, kind: str, name: str, **params: Any) -> Any:
         """Instantiate a plugin by name with its parameters."""
         return self.get(kind, name).record.factory(**params)
+
+    def board(self, name: str) -> Any:
+        """The board of that name (one instance per registry: boards hold no run state)."""
+        if name not in self._boards:
+            board = self.create("board", name)
+            from .board import Board
+
+            if not isinstance(board, Board) or board.name != name:
+                raise PluginError(f"board {name!r}: its factory must return a ssbm_bench.board.Board subclass "
+                                  f"instance whose name is {name!r}, got {board!r}")
+            self._boards[name] = board
+        return self._boards[name]
+
+    def boards(self) -> list[Any]:
+        """Every registered board, in page order (``Board.order``, then name)."""
+        return sorted((self.board(n) for n in self.names("board")), key=lambda b: (b.order, b.name))
 
     def version_of(self, kind: str, name: str) -> str:
         reg = self.get(kind, name)

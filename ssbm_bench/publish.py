@@ -4,9 +4,9 @@ Rows come from accepted submissions (leaderboards/submissions/, re-scored
 from their cells when read; a version-2 submission carries all four
 boards) and from any results stores named on the command line; one table
 per board, suite, corpus and model (for ISA also per aggregation, for
-stability per N_s). Beside each SSBM and deletion
-table, neighbours in rank are compared by a paired test over utterances
-(`paired_sign_flip`): when the per-utterance scores of two methods do not
+stability per N_s: each board's ``sub_key``). Beside each table of a board
+with a paired unit, neighbours in rank are compared by a paired test over utterances
+(`ssbm_bench.statistics.paired_test`): when the per-utterance scores of two methods do not
 differ significantly, the page says so, because a rank alone would claim
 more than the data holds. The HTML page is one self-contained file: inline
 CSS and vanilla JavaScript (click a header to sort), no network requests;
@@ -18,81 +18,18 @@ from __future__ import annotations
 import csv
 import html
 import io
-import itertools
 import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
-from .harness.store import CellRow
+from .plugins import get_registry
+from .statistics import ALPHA, EXACT_UP_TO, paired_test, smallest_p
 
-#: paired tests use this level; a note marks neighbours with p at or above it
-ALPHA = 0.05
-#: sign flips drawn when exact enumeration (2^n) would be larger
-PERMUTATIONS = 20000
-EXACT_UP_TO = 16
-
-
-# --- the paired test ---------------------------------------------------------
-
-def paired_sign_flip(a: dict[str, float], b: dict[str, float], seed: int = 0) -> tuple[float, int, float]:
-    """Two-sided sign-flip permutation test of mean(a_u - b_u) = 0 over the
-    utterances u both have. Under the null each difference is as likely
-    positive as negative; p is the share of sign assignments whose |mean| is
-    at least the observed one (exact for n <= 16, else 20,000 draws plus the
-    observed one). Returns (mean difference, n, p)."""
-    common = sorted(set(a) & set(b))
-    d = np.array([a[u] - b[u] for u in common], dtype=float)
-    d = d[np.isfinite(d)]
-    n = len(d)
-    if n == 0:
-        return float("nan"), 0, 1.0
-    observed = abs(d.mean())
-    tol = 1e-12 * max(1.0, observed)
-    if not np.any(np.abs(d) > 0):
-        return 0.0, n, 1.0
-    if n <= EXACT_UP_TO:
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
-        means = np.abs(signs @ d) / n
-        p = float(np.mean(means >= observed - tol))
-    else:
-        rng = np.random.default_rng(seed)
-        signs = rng.choice((1.0, -1.0), size=(PERMUTATIONS, n))
-        means = np.abs(signs @ d) / n
-        p = float((np.sum(means >= observed - tol) + 1) / (PERMUTATIONS + 1))
-    return float(d.mean()), n, p
-
-
-def _ssbm_per_utterance(cells: list[CellRow], threshold: float) -> dict[str, float]:
-    from .leaderboard import _floor, _outcome
-
-    per: dict[str, list[float]] = defaultdict(list)
-    for c in cells:
-        if c.status != "ok" or not c.raw:
-            continue
-        for e in c.raw["thresholds"]:
-            if math.isclose(e["threshold"], threshold, rel_tol=1e-9, abs_tol=1e-12):
-                per[c.utterance].append(_outcome(e, _floor(c)).ssbm)
-    return {u: float(np.mean(v)) for u, v in per.items()}
-
-
-def _deletion_per_utterance(cells: list[CellRow]) -> dict[str, float]:
-    from .metrics.deletion import deletion_gap
-
-    per: dict[str, list[float]] = defaultdict(list)
-    for c in cells:
-        if c.status != "ok" or not c.raw or not c.raw.get("conditions"):
-            continue
-        table = {(x["order"], float(x["fraction"])): float(x["target"]) for x in c.raw["conditions"]}
-        fractions = sorted({r for _, r in table})
-        try:
-            per[c.utterance].append(deletion_gap(table, fractions))
-        except KeyError:  # a cell without the random or top order: nothing to pair
-            continue
-    return {u: float(np.mean(v)) for u, v in per.items() if np.isfinite(np.mean(v))}
+#: the paired test (kept under its old name for callers)
+paired_sign_flip = paired_test
 
 
 # --- gathering rows ----------------------------------------------------------
@@ -122,17 +59,6 @@ def source_from_store(db: str | Path) -> Source:
     return Source(str(db), cells, board_rows_json(cells))
 
 
-#: boards in the order the page shows them
-PUBLISHED_BOARDS = ("ssbm", "deletion", "isa", "stability")
-TABLE_KEY = ("board", "suite", "corpus", "model")
-#: what splits a board's rows into further tables: ISA per aggregation, stability per N_s
-SUB_KEY = {"isa": "aggregation", "stability": "n_samples"}
-#: boards where a lower score is better (stability: U_n, 3 = perfectly stable)
-LOWER_IS_BETTER = {"stability"}
-#: boards whose neighbours get the paired test over utterances
-PAIRED = {"ssbm", "deletion"}
-
-
 @dataclass
 class Table:
     board: str
@@ -142,20 +68,12 @@ class Table:
     model: str
     rows: list  # dicts, ranked
     notes: list[str] = field(default_factory=list)
-    #: the ISA aggregation or the stability N_s of this table (None for ssbm and deletion)
+    #: the value of the board's sub_key in this table (ISA's aggregation, stability's N_s), else None
     sub: object = None
-
-    @property
-    def title(self) -> str:
-        what = {"ssbm": "SSBM", "deletion": "Deletion by rank", "isa": "ISA",
-                "stability": "Stability"}[self.board]
-        extra = ""
-        if self.board == "isa":
-            extra = f", aggregation `{self.sub}`"
-        elif self.board == "stability":
-            extra = f", N_s = {self.sub}"
-        return (f"{what} — suite `{self.suite}`, corpus `{self.corpus}` (digest `{self.corpus_digest[:12]}`), "
-                f"model `{self.model}`{extra}")
+    title: str = ""
+    score_note: str = ""
+    #: whether the table has a details column (its board reports something beside the score)
+    with_details: bool = False
 
 
 def _row_cells(source: Source, row: dict) -> list:
@@ -164,89 +82,71 @@ def _row_cells(source: Source, row: dict) -> list:
             and c.suite_digest == row.get("suite_digest", c.suite_digest)]
 
 
-def _per_utterance(source: Source, row: dict) -> dict[str, float]:
-    cells = _row_cells(source, row)
-    if row["board"] == "ssbm":
-        t = row.get("best_threshold")
-        return _ssbm_per_utterance(cells, t) if t is not None else {}
-    return _deletion_per_utterance(cells)
-
-
-def build_tables(sources: list[Source]) -> list[Table]:
+def build_tables(sources: list[Source], registry=None) -> list[Table]:
+    """One table per board, suite, corpus, model (and the board's sub_key), ranked across sources; neighbours
+    of a board with a paired unit get the paired test."""
+    registry = registry or get_registry()
+    boards = registry.boards()
+    order = {b.name: i for i, b in enumerate(boards)}
     grouped: dict[tuple, list] = defaultdict(list)
     for s in sources:
-        for board in PUBLISHED_BOARDS:
-            for r in s.rows.get(board, []):
-                sub = r.get(SUB_KEY[board]) if board in SUB_KEY else None
-                grouped[(board, *(r[k] for k in TABLE_KEY[1:]), sub)].append(
-                    (s, dict(r, source=s.label, details=_details(board, r))))
+        for board in boards:
+            for r in s.rows.get(board.name, []):
+                sub = r.get(board.sub_key) if board.sub_key else None
+                grouped[(board.name, r["suite"], r["corpus"], r["model"], sub)].append(
+                    (s, dict(r, source=s.label, details=board.details(r))))
     tables = []
-    for key in sorted(grouped, key=_table_order):
-        board, sub = key[0], key[4]
+    for key in sorted(grouped, key=lambda k: _table_order(k, order)):
+        board = registry.board(key[0])
         members = grouped[key]
-        sign = 1.0 if board in LOWER_IS_BETTER else -1.0
+        sign = -1.0 if board.higher_is_better else 1.0
 
-        def order(m, sign=sign, board=board):
+        def rank_key(m, sign=sign, board=board):
             score = m[1]["score"]
-            return (bool(m[1].get("model_independent")) if board == "isa" else False,
-                    sign * score if score is not None else math.inf, m[1]["method"], m[1]["fill"], m[1]["source"])
+            return (board.rank_first(m[1]), sign * score if score is not None else math.inf, m[1]["method"],
+                    m[1]["fill"], m[1]["source"])
 
-        members.sort(key=order)
+        members.sort(key=rank_key)
         rows = []
         for i, (s, r) in enumerate(members, 1):
             r["rank"] = i
             rows.append(r)
-        t = Table(board, key[1], key[2], rows[0].get("corpus_digest", ""), key[3], rows, sub=sub)
-        if board not in PAIRED:
-            tables.append(t)
-            continue
-        for (s1, r1), (s2, r2) in zip(members, members[1:]):
-            if r1["score"] is None or r2["score"] is None:
-                continue
-            diff, n, p = paired_sign_flip(_per_utterance(s1, r1), _per_utterance(s2, r2))
-            r1.setdefault("vs_next", {"method": r2["method"], "fill": r2["fill"], "n": n, "p": p})
-            if p >= ALPHA:
-                t.notes.append(f"{_name(r1)} and {_name(r2)} (ranks {r1['rank']} and {r2['rank']}) are not "
-                               f"significantly different: paired sign-flip test over {n} utterance(s), "
-                               f"p = {p:.3g}" + (f" (with {n} utterances no p below {2 / 2 ** n:.3g} is possible)"
-                                                 if 0 < n <= EXACT_UP_TO and 2 / 2 ** n >= ALPHA else ""))
-            else:
-                t.notes.append(f"{_name(r1)} ranks above {_name(r2)}: paired sign-flip test over {n} "
-                               f"utterance(s), p = {p:.3g}")
+        t = Table(board.name, key[1], key[2], rows[0].get("corpus_digest", ""), key[3], rows, sub=key[4],
+                  title=board.table_title(rows[0]), score_note=board.score_note,
+                  with_details=any(r.get("details") for r in rows))
+        if board.paired_unit:
+            _paired_notes(t, board, members)
         tables.append(t)
     return tables
 
 
-def _table_order(key: tuple) -> tuple:
+def _paired_notes(t: Table, board, members: list) -> None:
+    unit = board.paired_unit
+    for (s1, r1), (s2, r2) in zip(members, members[1:]):
+        if r1["score"] is None or r2["score"] is None:
+            continue
+        diff, n, p = paired_test(board.per_unit(_row_cells(s1, r1), r1), board.per_unit(_row_cells(s2, r2), r2))
+        r1.setdefault("vs_next", {"method": r2["method"], "fill": r2["fill"], "n": n, "p": p})
+        if p >= ALPHA:
+            floor = smallest_p(n)
+            t.notes.append(f"{_name(r1)} and {_name(r2)} (ranks {r1['rank']} and {r2['rank']}) are not "
+                           f"significantly different: paired sign-flip test over {n} {unit}(s), p = {p:.3g}"
+                           + (f" (with {n} {unit}s no p below {floor:.3g} is possible)"
+                              if 0 < n <= EXACT_UP_TO and floor >= ALPHA else ""))
+        else:
+            t.notes.append(f"{_name(r1)} ranks above {_name(r2)}: paired sign-flip test over {n} {unit}(s), "
+                           f"p = {p:.3g}")
+
+
+def _table_order(key: tuple, order: dict) -> tuple:
     """Boards in page order, then suite, corpus, model, then the sub-table (N_s numerically)."""
     board, suite, corpus, model, sub = key
     sub_order = (0, sub, "") if isinstance(sub, (int, float)) else (1, 0, str(sub))
-    return (PUBLISHED_BOARDS.index(board), suite, corpus, model, sub_order)
+    return (order[board], suite, corpus, model, sub_order)
 
 
 def _name(row: dict) -> str:
     return f"{row['method']} ({row['fill']})"
-
-
-def _pct(x) -> str:
-    return "—" if x is None else f"{100 * x:.0f}%"
-
-
-def _details(board: str, r: dict) -> str:
-    """What a board reports beside its score, in one column of the shared table layout."""
-    if board == "isa":
-        parts = [f"input {r.get('input_type', '?')}", f"shuffled baseline {_f(r.get('baseline'))}",
-                 f"{r.get('n_pairs', 0)} seed pairs"]
-        if r.get("kappa") is not None:
-            parts.append(f"Fleiss' kappa {_f(r['kappa'])}")
-        if r.get("model_independent"):
-            parts.append("model-independent: agrees by construction, ranked last")
-        return "; ".join(parts)
-    if board == "stability":
-        return (f"{r.get('runs', '?')} runs; N_ce vs {r.get('reference_fill', '?')} {_f(r.get('n_ce'))}; "
-                f"ground truth: full match {_pct(r.get('full_match'))}, at least 2 of 3 "
-                f"{_pct(r.get('at_least_two'))}")
-    return ""
 
 
 # --- writers -----------------------------------------------------------------
@@ -268,17 +168,6 @@ COLUMNS = [  # (header, key, kind, format)
     ("source", "source", "text", None),
 ]
 
-SCORE_NOTE = {"ssbm": "score: SSBM at the best threshold (ΔLeRF + ΔMoRF, mean over words); interval: percentile "
-                      "bootstrap over utterances that re-picks the threshold",
-              "deletion": "score: deletion gap, mean over fractions of score(random) − score(top); interval: "
-                          "bootstrap over utterances",
-              "isa": "score: ISA, top-20% overlap of two seeds' attributions, mean over seed pairs and inputs "
-                     "(higher is better; compare with the shuffled baseline); interval: bootstrap over inputs; "
-                     "cells: inputs",
-              "stability": "score: U_n, distinct components among the top-3 over the runs (lower is better; 3 = "
-                           "perfectly stable); interval: bootstrap over excerpts; cells: excerpts"}
-
-
 def to_markdown(tables: list[Table], n_submissions: int, n_stores: int) -> str:
     out = ["# ssbm-bench leaderboard", "",
            "Generated by `ssbm-bench leaderboard publish` from "
@@ -289,8 +178,8 @@ def to_markdown(tables: list[Table], n_submissions: int, n_stores: int) -> str:
     if not tables:
         out += ["No results yet.", ""]
     for t in tables:
-        out += [f"## {t.title}", "", f"_{SCORE_NOTE[t.board]}._", ""]
-        details = t.board in SUB_KEY
+        out += [f"## {t.title}", "", f"_{t.score_note}._", ""]
+        details = t.with_details
         out.append("| rank | method | fill | score | 95% CI | cells | utterances |"
                    + (" details |" if details else "") + " source |")
         out.append("|---:|---|---|---:|---|---:|---:|" + ("---|" if details else "") + "---|")
@@ -324,10 +213,14 @@ def to_csv(tables: list[Table]) -> str:
     return buf.getvalue()
 
 
+def _sub_key(board: str) -> str:
+    return get_registry().board(board).sub_key
+
+
 def to_json(tables: list[Table]) -> str:
     return json.dumps({"alpha": ALPHA, "tables": [
         {"board": t.board, "suite": t.suite, "corpus": t.corpus, "corpus_digest": t.corpus_digest, "model": t.model,
-         **({SUB_KEY[t.board]: t.sub} if t.board in SUB_KEY else {}), "rows": t.rows, "notes": t.notes}
+         **({_sub_key(t.board): t.sub} if _sub_key(t.board) else {}), "rows": t.rows, "notes": t.notes}
         for t in tables]}, indent=2, sort_keys=True, default=str) + "\n"
 
 
@@ -401,7 +294,7 @@ def to_html(tables: list[Table], figures: list[str], n_submissions: int, n_store
         parts.append("<p>No results yet.</p>")
     for i, t in enumerate(tables):
         parts.append(f"<h2>{e(t.title.replace('`', ''))}</h2>")
-        parts.append(f'<p class="note">{e(SCORE_NOTE[t.board])}.</p>')
+        parts.append(f'<p class="note">{e(t.score_note)}.</p>')
         parts.append(f'<table class="board" id="table-{i}"><thead><tr>')
         for header, _, kind, _ in COLUMNS:
             cls = ' class="num"' if kind == "number" else ""
@@ -434,16 +327,10 @@ def publish(out: Path, leaderboards_dir: Path, suites_dir: Path, dbs: list | Non
     if figures:
         # one copy of a cell that two sources share (the same key is the same computation)
         cells = list({c.key: c for s in sources + stores for c in s.cells}.values())
-        ssbm = [c for c in cells if c.board == "ssbm"]
-        if ssbm:
-            from .figures import write_figures
-
-            fig_paths = [p.relative_to(out).as_posix() for p in write_figures(ssbm, out / "figures")]
-        # ISA box plots and U_n curves, from submissions and stores alike
-        from .figures import isa_figures, stability_figures
-
-        fig_paths += [p.relative_to(out).as_posix()
-                      for p in isa_figures(cells, out / "figures") + stability_figures(cells, out / "figures")]
+        for board in get_registry().boards():
+            mine = [c for c in cells if c.board == board.name]
+            if mine:
+                fig_paths += [p.relative_to(out).as_posix() for p in board.figures(mine, out / "figures")]
     else:
         fig_dir = out / "figures"
         if fig_dir.is_dir():

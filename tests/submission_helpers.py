@@ -117,10 +117,9 @@ def redigest(doc: dict) -> None:
 
 def leaderboard_of(doc: dict) -> dict:
     """The rows ssbm-bench's scoring gives for a document's cells, for the boards its version carries."""
-    from ssbm_bench.submission import BOARDS_V1, board_rows_json, cell_rows
+    from ssbm_bench.submission import BOARDS_OF_VERSION, board_rows_json, cell_rows
 
-    rows = board_rows_json(cell_rows(doc))
-    return {b: rows[b] for b in BOARDS_V1} if doc["schema_version"] == 1 else rows
+    return board_rows_json(cell_rows(doc), BOARDS_OF_VERSION.get(doc["schema_version"]))
 
 
 # --- version 2: every board, several corpora ----------------------------------

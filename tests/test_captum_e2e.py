@@ -107,7 +107,7 @@ def test_whisper_integrated_gradients_and_ablation(registry, whisper, utterance)
 
 
 def test_pocketsphinx_saliency_is_skipped_with_the_reason(tmp_path):
-    from ssbm_bench.harness.explain import explain
+    from ssbm_bench.harness.maps import explain
     from ssbm_bench.harness.suite import PluginRef
     from ssbm_bench.harness.worker import WorkerCache
 
@@ -156,7 +156,7 @@ def test_suite_with_whisper_silero_and_pocketsphinx(tmp_path, whisper):
 
 
 def test_a_word_only_method_is_skipped_for_a_classifier():
-    from ssbm_bench.harness.explain import explain
+    from ssbm_bench.harness.maps import explain
     from ssbm_bench.harness.suite import PluginRef
     from ssbm_bench.harness.worker import WorkerCache
 

@@ -209,7 +209,7 @@ def test_soundlime_finds_the_component_that_matters(registry):
 
 
 def test_a_fully_zeroed_mixture_becomes_faint_dither_not_digital_silence(registry):
-    from ssbm_bench.harness.ssbm_cell import SILENCE_DITHER, mixture_waveforms
+    from ssbm_bench.mixtures import SILENCE_DITHER, mixture_waveforms
 
     u = utt("a", 0.1)
     x = stft(torch.as_tensor(u.waveform), CFG)

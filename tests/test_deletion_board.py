@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ssbm_bench.errors import SuiteError
+from ssbm_bench.errors import SsbmBenchError, SuiteError
 from ssbm_bench.harness.store import CellRow, ResultStore
 from ssbm_bench.harness.suite import parse_suite
 from ssbm_bench.leaderboard import build_leaderboard, to_csv, to_json, to_markdown
@@ -76,7 +76,7 @@ def test_formats(store):
 
 def test_ssbm_board_ignores_deletion_rows(store):
     assert build_leaderboard(store, "ssbm") == []
-    with pytest.raises(ValueError, match="unknown board 'sparkle'; known boards: ssbm, deletion"):
+    with pytest.raises(SsbmBenchError, match="unknown board 'sparkle'; known boards: deletion, isa, ssbm"):
         build_leaderboard(store, "sparkle")
 
 
@@ -87,8 +87,11 @@ BASE = {"suite": {"name": "t"}, "corpus": {"name": "synthetic"}, "models": [{"na
 def test_suite_deletion_section():
     s = parse_suite({**BASE, "suite": {"name": "t", "boards": ["ssbm", "deletion"]},
                      "deletion": {"fractions": [0.1, 0.9]}})
-    assert s.boards == ("ssbm", "deletion") and s.deletion_fractions == (0.1, 0.9)
-    assert parse_suite(BASE).deletion_fractions == (0.2, 0.5, 0.8)
+    assert s.boards == ("ssbm", "deletion") and s.settings["deletion"].fractions == (0.1, 0.9)
+    # a suite that neither lists the board nor configures it has no deletion settings (its plan uses the defaults)
+    assert "deletion" not in parse_suite(BASE).settings
+    assert parse_suite({**BASE, "suite": {"name": "t", "boards": ["deletion"]}}).settings["deletion"].fractions \
+        == (0.2, 0.5, 0.8)
     with pytest.raises(SuiteError, match="deletion.fractions must be a non-empty list of numbers in \\(0, 1\\)"):
         parse_suite({**BASE, "deletion": {"fractions": [0.5, 1.5]}})
     with pytest.raises(SuiteError, match="unknown key 'fraction' in \\[deletion\\].*did you mean 'fractions'"):
@@ -105,7 +108,7 @@ def test_committed_suites_parse_and_name_known_plugins(name):
     from ssbm_bench.plugins import build_registry
 
     suite = load_suite(resolve_suite_path(name))
-    assert "deletion" in suite.boards and suite.deletion_fractions == (0.2, 0.5, 0.8)
+    assert "deletion" in suite.boards and suite.settings["deletion"].fractions == (0.2, 0.5, 0.8)
     registry = build_registry()
     validate_names(suite, registry)
     for ref in suite.methods:  # every method's parameters are accepted by its factory
@@ -116,12 +119,17 @@ def test_deletion_jobs_travel_to_worker_processes():
     """The process-pool executor pickles the work function and the jobs."""
     import pickle
 
-    from ssbm_bench.harness.deletion_cell import DeletionJob
+    from ssbm_bench.audio import StftConfig
+    from ssbm_bench.board import CellIdentity, CellJob
+    from ssbm_bench.harness.grid import GridSpec
     from ssbm_bench.harness.runner import run_cell
     from ssbm_bench.harness.suite import PluginRef
     from ssbm_bench.types import Target
+    from ssbm_bench_plugins.boards.deletion import DeletionSpec
 
-    job = DeletionJob("k", PluginRef("synthetic"), PluginRef("silero-vad"), PluginRef("random"), PluginRef("zero"),
-                      "rms_h02_01", Target("class", 1, "speech"), 0)
+    grid = GridSpec(PluginRef("synthetic"), PluginRef("silero-vad"), PluginRef("random"), PluginRef("zero"),
+                    "rms_h02_01", Target("class", 1, "speech"), 0, 0.0, StftConfig())
+    job = CellJob("k", "deletion", CellIdentity("synthetic", "d", "silero-vad", "random", "zero", "rms_h02_01",
+                                                "class:1:speech"), {}, DeletionSpec(grid, (0.2, 0.5, 0.8)))
     assert pickle.loads(pickle.dumps(job)) == job
     assert pickle.loads(pickle.dumps(run_cell)) is run_cell

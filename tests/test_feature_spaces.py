@@ -17,11 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from ssbm_bench.attribution import make_space, resolve_target
+from ssbm_bench.attribution import resolve_target
 from ssbm_bench.audio import StftConfig
 from ssbm_bench.errors import InputError, SsbmBenchError
-from ssbm_bench.feature_spaces import (NativeAttribution, embedding_to_stft, frequency_projection, share_by_power,
-                                       steps_in_words, waveform_frame_sums, waveform_to_stft)
+from ssbm_bench.feature_spaces import (FeatureSpace, NativeAttribution, embedding_to_stft, frequency_projection,
+                                       make_space, share_by_power, steps_in_words, waveform_frame_sums,
+                                       waveform_to_stft)
 from ssbm_bench.method import ExplainRequest
 from ssbm_bench.model import Capability, Embedding, SpeechModel
 from ssbm_bench.plugins import build_registry
@@ -123,6 +124,25 @@ def registry():
     return build_registry(restrict={"captum_gradients", "captum_perturbation", "content_fills"})
 
 
+@pytest.mark.parametrize("feature", ["magnitude", "log-magnitude", "waveform"])
+def test_every_space_keeps_the_feature_space_protocol(registry, feature):
+    req = ExplainRequest(WindowModel(), tone(), Target("class", 1, "window"), CFG, seed=0)
+    space = make_space(req, resolve_target(req), feature)
+    assert isinstance(space, FeatureSpace)
+    full = (1, *space.shape)
+    fill = registry.create("fill", "zero")
+    for x in (space.inputs(), space.silence(), space.fill_content(fill, 0), space.fill_content(None, 0),
+              space.patch_mask(4, 2), space.word_mask(req.utterance.words)):
+        assert tuple(x.shape) == full
+    assert tuple(space.forward(torch.cat([space.inputs(), space.silence()])).shape) == (2,)
+    assert space.evaluations == 2
+    values = np.ones(space.shape)
+    assert space.to_stft(values).shape == (CFG.n_freq, CFG.n_frames(len(req.utterance.waveform)))
+    assert space.native(values).values.size == values.size
+    with pytest.raises(InputError, match=f"{space.space_name} space: expected a batch of shape"):
+        space.forward(space.inputs()[0])
+
+
 @pytest.mark.parametrize("name, params", [
     ("saliency", {}),
     ("integrated-gradients", {"n_steps": 8}),
@@ -158,10 +178,10 @@ def test_bad_feature_choices_are_named(registry):
 
 
 def test_isa_refuses_attributions_of_mismatched_shapes():
-    from ssbm_bench.harness.isa_cell import IsaJob, check_shapes
     from ssbm_bench.harness.suite import PluginRef
+    from ssbm_bench_plugins.boards.isa_cell import IsaJob, check_shapes
 
-    job = IsaJob("k", "fam", (), "speechbrain-dir", PluginRef("saliency", {}), PluginRef("synthetic", {}),
+    job = IsaJob("fam", (), "speechbrain-dir", PluginRef("saliency", {}), PluginRef("synthetic", {}),
                  (("u1", "x"),))
     maps = {"seed-0": [NativeAttribution(np.zeros((5, 2)), 0.01, "embedding")],
             "seed-1": [NativeAttribution(np.zeros((6, 2)), 0.01, "embedding")]}

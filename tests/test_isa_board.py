@@ -11,7 +11,7 @@ import pytest
 
 from e2e_helpers import cli
 from ssbm_bench.harness.store import CellRow
-from ssbm_bench.isa_board import bootstrap_isa, isa_rows
+from ssbm_bench_plugins.boards.isa import bootstrap_isa, isa_rows
 from ssbm_bench.errors import SuiteError
 from ssbm_bench.harness.suite import parse_suite
 
@@ -132,4 +132,4 @@ def test_committed_suites_carry_an_isa_section(name, families):
     from ssbm_bench.harness.suite import load_suite
 
     suite = load_suite(Path(__file__).resolve().parent.parent / "leaderboards" / "suites" / f"{name}.toml")
-    assert "isa" in suite.boards and len(suite.isa.families) == families and suite.isa.seeds >= 3
+    assert "isa" in suite.boards and len(suite.settings["isa"].families) == families and suite.settings["isa"].seeds >= 3

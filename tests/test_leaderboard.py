@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from ssbm_bench.harness.store import CellRow, ResultStore
-from ssbm_bench.leaderboard import bootstrap_best_ssbm, build_leaderboard, to_csv, to_json, to_markdown
+from ssbm_bench.leaderboard import build_leaderboard, to_csv, to_json, to_markdown
+from ssbm_bench_plugins.boards.ssbm import bootstrap_best_ssbm
 
 
 def entry(t, lw, lo, le, mw, mo, me):

@@ -291,17 +291,12 @@ def _row(**kw):
     return {**base, **kw}
 
 
-class _Job:
-    def __init__(self, key, method="energy", model="pocketsphinx", utterance="u1", seed=0):
-        from ssbm_bench.harness.suite import PluginRef
-        from ssbm_bench.types import Target
+def _Job(key, method="energy", model="pocketsphinx", utterance="u1", seed=0):
+    """An SSBM cell to compute, as the runner plans it (only its key and identity matter here)."""
+    from ssbm_bench.board import CellIdentity, CellJob
 
-        name, _, params = method.partition("[")
-        self.key = key
-        self.model = PluginRef(model)
-        self.method = PluginRef(name, dict(p.split("=") for p in params.rstrip("]").split(",")) if params else {})
-        self.fill = PluginRef("white-noise")
-        self.utterance, self.target, self.seed = utterance, Target("word", 0, "a"), seed
+    return CellJob(key, "ssbm", CellIdentity("synthetic", "c" * 64, model, method, "white-noise", utterance,
+                                             "word:0:a", seed), {}, None)
 
 
 def test_reasons_for_a_new_method_changed_params_and_corpus():

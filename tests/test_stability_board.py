@@ -11,7 +11,7 @@ from e2e_helpers import cli
 from ssbm_bench.errors import SuiteError
 from ssbm_bench.harness.store import CellRow
 from ssbm_bench.harness.suite import parse_suite
-from ssbm_bench.stability_board import stability_rows
+from ssbm_bench_plugins.boards.stability import stability_rows
 
 SUITE = """
 [suite]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ssbm_bench.cli import SUITES_DIR, resolve_suite_path
-from ssbm_bench.harness.runner import thresholds_for, validate_names
+from ssbm_bench.harness.runner import validate_names
 from ssbm_bench.harness.suite import load_suite
 from ssbm_bench.plugins import get_registry
 
@@ -24,7 +24,7 @@ def test_standard_suite_is_the_paper_protocol(name, corpus):
                                                            ("random", {})]
     assert [f.name for f in suite.fills] == ["white-noise"]
     # the paper's grids: bubble 25 log-spaced 1e-8..1, energy -80..20 dB in 5 dB steps; rank grid for scores
-    pvalue, magnitude, score = (np.array(thresholds_for(suite, k)) for k in ("pvalue", "magnitude", "score"))
+    pvalue, magnitude, score = (np.array(suite.settings["ssbm"].thresholds_for(k)) for k in ("pvalue", "magnitude", "score"))
     np.testing.assert_allclose(pvalue, np.logspace(-8, 0, 25))
     np.testing.assert_allclose(magnitude, np.arange(-80, 21, 5))
     assert len(magnitude) == 21

@@ -41,7 +41,7 @@ def write(tmp_path, doc, name="s.json") -> str:
     return str(p)
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_the_published_schemas_are_valid_json_schema(version):
     import jsonschema
 
@@ -87,7 +87,7 @@ def set_path(doc, path, value):
 
 BAD = [
     # (what, edit of the document, fragment of the expected message)
-    ("schema version", lambda d: set_path(d, ["schema_version"], 3), "schema_version: 3 is not supported"),
+    ("schema version", lambda d: set_path(d, ["schema_version"], 4), "schema_version: 4 is not supported"),
     ("v1 read as v2", lambda d: set_path(d, ["schema_version"], 2), "'corpus' was unexpected"),
     ("not a submission", lambda d: set_path(d, ["schema"], "other"), "not an ssbm-bench submission"),
     ("wrong type", lambda d: set_path(d, ["cells", 1, "seed"], "0"), "cells[1].seed: must be integer"),
@@ -167,7 +167,7 @@ def test_non_finite_numbers_are_refused_where_they_are(good, token):
 
 def test_an_oversized_file_is_refused_before_parsing(tmp_path, monkeypatch, good):
     path = write(tmp_path, good)
-    monkeypatch.setattr(sub, "MAX_BYTES", 1000)
+    monkeypatch.setattr(sub.guards, "MAX_BYTES", 1000)
     with pytest.raises(SubmissionError, match="may be at most 1000 bytes"):
         sub.read_submission(path)
 
@@ -407,12 +407,13 @@ def test_export_writes_every_corpus_the_cells_use(tmp_path, lb, good2):
             store.put_cell(c)
         store.finish_run(run, "finished", {"seconds": 60.0, "computed": 16})
     doc, facts = export_submission(db, submitter="hand made")
-    assert doc["schema_version"] == 2 and facts["cells"] == 16 and facts["corpora"] == 3
+    assert doc["schema_version"] == 3 and facts["cells"] == 16 and facts["corpora"] == 3
     assert sorted(doc["corpora"], key=lambda e: e["label"]) == sorted(good2["corpora"], key=lambda e: e["label"])
     assert {c["corpus"] for c in doc["cells"] if c["model"] == "family:commands-action"} == {"commands[split=test]"}
     v = validate_submission(doc, lb / "suites")
-    assert {b: len(r) for b, r in v.rows.items()} == {"ssbm": 2, "deletion": 0, "isa": 12, "stability": 4}
-    assert doc["leaderboard"] == good2["leaderboard"]
+    assert {b: len(r) for b, r in v.rows.items() if r} == {"ssbm": 2, "isa": 12, "stability": 4}
+    # version 3 carries the rows of the boards that have cells, the same rows version 2 carried
+    assert doc["leaderboard"] == {b: r for b, r in good2["leaderboard"].items() if r}
 
 
 # --- a real stability run: export, add with one cell re-run, publish ----------
@@ -435,9 +436,9 @@ def test_a_stability_run_is_submitted_added_with_a_rerun_cell_and_published(stab
     from e2e_helpers import cli
 
     d, suite, submitted = stability_run
-    assert "4 cells on 1 corpus(es), 0 SSBM, 0 deletion, 0 ISA and 2 stability rows" in submitted
+    assert "4 cells on 1 corpus(es), 2 stability rows" in submitted
     doc = json.loads((d / "sub.json").read_text())
-    assert doc["schema_version"] == 2
+    assert doc["schema_version"] == 3
     assert [(e["name"], e["label"]) for e in doc["corpora"]] == [("vad-ground-truth", "vad-ground-truth")]
     assert {c["board"] for c in doc["cells"]} == {"stability"} and len(doc["leaderboard"]["stability"]) == 2
     assert all(len(c["raw"]["weights"]) == 2 for c in doc["cells"])  # both runs' weights travel, enough to re-score
@@ -446,7 +447,7 @@ def test_a_stability_run_is_submitted_added_with_a_rerun_cell_and_published(stab
     (lb / "suites").mkdir(parents=True)
     (lb / "suites" / suite.name).write_text(suite.read_text())
     added = cli("leaderboard", "add", str(d / "sub.json"), "--dir", str(lb), "--verify", "1", "--seed", "0")
-    assert "0 ISA and 2 stability rows re-scored and matching" in added.stdout
+    assert "4 cells, 2 stability rows re-scored and matching" in added.stdout
     assert "verified 1 random cell(s) (--seed 0)" in added.stdout
     (stored,) = (lb / "submissions").glob("stability-tiny--*.json")
 

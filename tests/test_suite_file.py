@@ -75,7 +75,7 @@ excerpts = 2
     suite = load_suite(write(tmp_path, only))
     # the default corpus enters the cell keys only (the excerpts are the stability board's own corpus)
     assert suite.corpus.name == "synthetic" and suite.models == () and suite.methods == ()
-    assert suite.stability.corpus.name == "vad-ground-truth"
+    assert suite.settings["stability"].corpus.name == "vad-ground-truth"
     for board in ("ssbm", "deletion"):
         with pytest.raises(SuiteError, match=r"\[corpus\] with a 'name' is required"):
             load_suite(write(tmp_path, only.replace('["stability"]', f'["stability", "{board}"]')))

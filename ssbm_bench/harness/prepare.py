@@ -22,11 +22,21 @@ from ..metrics.word_accuracy import word_correct
 from ..model import Capability, SpeechModel
 from ..text import normalise_words
 from ..types import Utterance
-from .ssbm_cell import mixture_waveforms, stable_seed
+from ..mixtures import mixture_waveforms, stable_seed
 from .store import ResultStore
-from .suite import CalibrationSettings, PluginRef
+from .suite import PluginRef
 
 BATCH = 8
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """How the grid's noise level is found (the suite's ``[ssbm.calibration]``): the levels tried, in dB re.
+    speech RMS, the word accuracy the fully masked utterances must fall to, and how many utterances."""
+
+    levels_db: tuple[float, ...] = (-30.0, -25.0, -20.0, -15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0, 30.0)
+    max_accuracy: float = 0.1
+    utterances: int = 4
 
 
 def model_key(ref: PluginRef, model: SpeechModel) -> str:

@@ -1,7 +1,7 @@
 """Why a rerun computes the cells it computes.
 
 A cell's key is a digest of everything that determines its outcome (see
-runner.cell_key), so a rerun recomputes a cell exactly when one of those
+harness.plan.cell_key), so a rerun recomputes a cell exactly when one of those
 things changed, or when the cell is new. The store records, per cell, what
 its key was made of (table ``cell_fields``); this module compares each cell
 to compute with the stored cells of the same suite that the run no longer
@@ -25,23 +25,14 @@ DIMENSIONS = ("model", "method", "fill")
 
 def job_identity(job: Any) -> dict:
     """A job's cell as the store's row will show it (board, labels, utterance, target, seed, variant)."""
-    from .deletion_cell import DeletionJob
-    from .isa_cell import IsaJob
-    from .stability_cell import StabilityJob
-
-    if isinstance(job, IsaJob):
-        return {"board": "isa", "model": f"family:{job.family}", "method": job.method.label, "fill": "-",
-                "utterance": "*", "target": "gold class", "seed": job.seed, "variant": None}
-    if isinstance(job, StabilityJob):
-        return {"board": "stability", "model": job.model.label, "method": job.method.label, "fill": job.fill.label,
-                "utterance": job.utterance, "target": job.target.key, "seed": 0, "variant": job.n_samples}
-    board = "deletion" if isinstance(job, DeletionJob) else "ssbm"
-    return {"board": board, "model": job.model.label, "method": job.method.label, "fill": job.fill.label,
-            "utterance": job.utterance, "target": job.target.key, "seed": job.seed, "variant": None}
+    c = job.cell
+    return {"board": job.board, "model": c.model, "method": c.method, "fill": c.fill, "utterance": c.utterance,
+            "target": c.target, "seed": c.seed, "variant": c.variant}
 
 
-def row_identity(row: dict) -> dict:
-    variant = row["params"].get("n_samples") if row["board"] == "stability" else None
+def row_identity(row: dict, boards: dict | None = None) -> dict:
+    board = (boards or {}).get(row["board"])
+    variant = board.variant_of(row["params"]) if board is not None else None
     return {**{k: row[k] for k in ("board", "model", "method", "fill", "utterance", "target", "seed")},
             "variant": variant}
 
@@ -73,7 +64,11 @@ def _dict_change(old: Any, new: Any) -> str:
     return f"{_short(old)} -> {_short(new)}"
 
 
-def _field_change(key: str, old: Any, new: Any, ident: dict) -> str | None:
+def _field_change(key: str, old: Any, new: Any, ident: dict, board: Any = None) -> str | None:
+    if board is not None:
+        said = board.describe_change(key, old, new)
+        if said is not None:
+            return said
     if key in DIMENSIONS:  # plugin references: reported from the labels
         return None
     if key in ("corpus", "corpus_digest"):
@@ -89,18 +84,13 @@ def _field_change(key: str, old: Any, new: Any, ident: dict) -> str | None:
             return f"noise level re-calibrated ({float(old):+g} -> {float(new):+g} dB)"
         except (TypeError, ValueError):
             return "noise level re-calibrated"
-    if key == "thresholds":
-        return f"thresholds changed ({_short(old, 50)} -> {_short(new, 50)})"
-    if key == "fractions":
-        return f"deletion fractions changed ({old} -> {new})"
     if key == "cfg":
         return f"STFT settings changed ({_dict_change(old, new)})"
-    if key in ("members", "member_dirs"):
-        return "seed family members changed"
     return f"{key} changed ({_short(old)} -> {_short(new)})"
 
 
-def _changed(old: dict, ident: dict, fields: dict | None, corpus_digest: str | None, versions: dict | None) -> str:
+def _changed(old: dict, ident: dict, fields: dict | None, corpus_digest: str | None, versions: dict | None,
+             board: Any = None) -> str:
     parts = []
     for dim in DIMENSIONS:
         if old[dim] != ident[dim]:
@@ -110,7 +100,7 @@ def _changed(old: dict, ident: dict, fields: dict | None, corpus_digest: str | N
         for key in sorted(set(old["fields"]) | set(fields)):
             a, b = old["fields"].get(key), fields.get(key)
             if a != b:
-                text = _field_change(key, a, b, ident)
+                text = _field_change(key, a, b, ident, board)
                 if text and text not in parts:
                     parts.append(text)
     elif not parts:
@@ -150,13 +140,17 @@ def unfinished_run(runs: list[dict], suite_name: str, suite_digest: str) -> str 
 
 
 def recompute_reasons(suite_name: str, todo: Iterable[Any], planned_keys: set[str], fields_of: dict[str, dict],
-                      previous: list[dict], versions: dict | None = None, unfinished: str | None = None) -> list[dict]:
+                      previous: list[dict], versions: dict | None = None, unfinished: str | None = None,
+                      boards: dict | None = None) -> list[dict]:
     """[{"reason": text, "cells": n}] for the jobs to compute, in order of first appearance.
 
     `previous` is ResultStore.suite_cells(suite_name); `fields_of` maps a job's
-    key to what it was made of (runner.key_text, parsed); `unfinished` names an earlier
+    key to what it was made of (harness.plan.key_text, parsed); `unfinished` names an earlier
     run of the same suite digest that did not finish (unfinished_run): cells
-    with no changed counterpart in the store are then its leftovers."""
+    with no changed counterpart in the store are then its leftovers. `boards`
+    (name -> Board) lets each board read a cell's variant and word the
+    changes of its own key fields."""
+    boards = boards or {}
     todo = list(todo)
     if not todo:
         return []
@@ -165,7 +159,7 @@ def recompute_reasons(suite_name: str, todo: Iterable[Any], planned_keys: set[st
     stale: dict[tuple, list[dict]] = {}
     seen: dict[str, dict[str, set]] = {}
     for row in previous:
-        ident = row_identity(row)
+        ident = row_identity(row, boards)
         row = {**row, **ident}
         if row["key"] not in planned_keys:
             stale.setdefault(_slot(ident), []).append(row)
@@ -177,13 +171,13 @@ def recompute_reasons(suite_name: str, todo: Iterable[Any], planned_keys: set[st
     for job in todo:
         ident = job_identity(job)
         fields = fields_of.get(job.key)
-        reason = _reason(ident, fields, stale, seen, versions, unfinished)
+        reason = _reason(ident, fields, stale, seen, versions, unfinished, boards.get(ident["board"]))
         counts[reason] = counts.get(reason, 0) + 1
     return [{"reason": r, "cells": n} for r, n in counts.items()]
 
 
 def _reason(ident: dict, fields: dict | None, stale: dict, seen: dict, versions: dict | None,
-            unfinished: str | None = None) -> str:
+            unfinished: str | None = None, board: Any = None) -> str:
     candidates = stale.get(_slot(ident))
     if not candidates and unfinished:
         return unfinished
@@ -194,7 +188,7 @@ def _reason(ident: dict, fields: dict | None, stale: dict, seen: dict, versions:
             return sum(row["fields"].get(k) != fields.get(k) for k in set(row["fields"]) | set(fields))
 
         old = min(candidates, key=distance)
-        return _changed(old, ident, fields, _corpus_digest_of(fields), versions)
+        return _changed(old, ident, fields, _corpus_digest_of(fields), versions, board)
     by = seen.get(ident["board"])
     if by is None:
         return f"board {ident['board']} (new in suite)"
@@ -202,7 +196,8 @@ def _reason(ident: dict, fields: dict | None, stale: dict, seen: dict, versions:
         if ident[dim] not in by[dim]:
             return f"{dim} {ident[dim]} (new in suite)"
     if ident["variant"] is not None and ident["variant"] not in by["variant"]:
-        return f"N_s = {ident['variant']} (new in suite)"
+        name = (board.variant_name if board is not None else "") or "variant"
+        return f"{name} = {ident['variant']} (new in suite)"
     if ident["seed"] not in by["seed"]:
         return f"seed {ident['seed']} (new in suite)"
     if ident["utterance"] not in by["utterance"]:

@@ -18,9 +18,10 @@ from typing import Any
 from ..errors import SuiteError
 from ..model_cache import parse_enabled
 
-BOARDS = ("ssbm", "deletion", "isa", "stability")
-#: the corpus of a suite without ssbm or deletion boards that names none (it enters cell keys only)
+#: the corpus of a suite without grid boards that names none (it enters cell keys only)
 DEFAULT_CORPUS = "synthetic"
+#: the sections the core owns; every registered board adds its own (``Board.section``)
+CORE_SECTIONS = ("suite", "corpus", "models", "methods", "fills", "run")
 
 
 @dataclass(frozen=True)
@@ -43,54 +44,6 @@ class PluginRef:
 
 
 @dataclass(frozen=True)
-class CalibrationSettings:
-    levels_db: tuple[float, ...] = (-30.0, -25.0, -20.0, -15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0, 30.0)
-    max_accuracy: float = 0.1
-    utterances: int = 4
-
-
-@dataclass(frozen=True)
-class SsbmSettings:
-    grid: str = "standard"
-    thresholds: dict = field(default_factory=dict)  # kind -> explicit list
-    denominator_floor: float = 0.01
-    calibration: CalibrationSettings = CalibrationSettings()
-
-
-@dataclass(frozen=True)
-class IsaSettings:
-    """The ISA board: each family (K seeds) explained by each method on its test inputs."""
-
-    families: tuple[str, ...]
-    methods: tuple[PluginRef, ...]
-    seeds: int = 3
-    inputs: int | None = None  # first N test inputs of each family (None: all)
-    p: float = 0.2
-    #: training epochs of each member (None: the family's default); part of the members' cache key
-    epochs: int | None = None
-    #: the model plugin that loads a member's directory
-    model: str = "speechbrain-dir"
-
-
-@dataclass(frozen=True)
-class StabilitySettings:
-    """The stability board: a component method re-run with k explainer seeds, per fill and N_s."""
-
-    method: PluginRef = PluginRef("soundlime-temporal")
-    model: PluginRef = PluginRef("silero-vad")
-    corpus: PluginRef = PluginRef("vad-ground-truth")
-    fills: tuple[PluginRef, ...] = (PluginRef("zero"), PluginRef("min_inp"), PluginRef("mean_inp"),
-                                    PluginRef("gauss_norm"))
-    reference_fill: str = "zero"
-    n_samples: tuple[int, ...] = (100, 500)
-    runs: int = 5
-    excerpts: int = 20
-    target: str = "speech"
-    #: only excerpts the model detects (the paper keeps true positives)
-    min_probability: float = 0.3
-
-
-@dataclass(frozen=True)
 class Suite:
     name: str
     description: str
@@ -104,15 +57,12 @@ class Suite:
     fills: tuple[PluginRef, ...]
     seeds: tuple[int, ...]
     executor: PluginRef
-    ssbm: SsbmSettings
     source: dict
     path: str = ""
-    #: deletion board: fractions r of a map's points masked (top / random / bottom)
-    deletion_fractions: tuple[float, ...] = (0.2, 0.5, 0.8)
-    #: isa board: seed families and the methods they are explained with
-    isa: "IsaSettings | None" = None
-    #: stability board: explainer seeds and fills
-    stability: "StabilitySettings | None" = None
+    #: board name -> its parsed section (``Board.parse_settings``), for every board the suite lists or configures
+    settings: dict = field(default_factory=dict)
+    #: whether any listed board crosses the grid (corpus x models x methods x fills)
+    uses_grid: bool = True
     #: cache model outputs by input digest ([run] model_cache; `run --no-model-cache` turns it off)
     model_cache: bool = True
     #: per entry of `methods`, the labels of the models it runs on (None: every model of the suite);
@@ -141,42 +91,48 @@ class Suite:
 
 
 _SCHEMA: dict[str, set[str]] = {
-    "": {"suite", "corpus", "models", "methods", "fills", "ssbm", "deletion", "isa", "stability", "run"},
     "suite": {"name", "description", "boards"},
     "corpus": {"name", "params", "limit", "utterances", "words_per_utterance"},
     "models": {"name", "params"},
     "methods": {"name", "params", "models"},
     "fills": {"name", "params"},
-    "ssbm": {"grid", "thresholds", "denominator_floor", "calibration"},
-    "ssbm.calibration": {"levels_db", "max_accuracy", "utterances"},
-    "ssbm.thresholds": {"pvalue", "magnitude", "score"},
     "run": {"seeds", "executor", "executor_params", "model_cache"},
-    "deletion": {"fractions"},
-    "isa": {"families", "seeds", "inputs", "p", "epochs", "methods"},
-    "isa.methods": {"name", "params"},
-    "stability": {"method", "model", "corpus", "fills", "reference_fill", "n_samples", "runs", "excerpts", "target",
-                  "min_probability"},
-    "stability.ref": {"name", "params"},
 }
 
 
-def _check_keys(table: dict, section: str, where: str) -> None:
-    allowed = _SCHEMA[section]
+def check_keys(table: dict, allowed: set[str] | frozenset[str], label: str, where: str) -> None:
+    """Refuse a key that is not allowed, naming it, its table, the closest allowed key and all of them."""
     for key in table:
         if key not in allowed:
             hint = difflib.get_close_matches(key, allowed, n=1)
             did = f" (did you mean {hint[0]!r}?)" if hint else ""
-            label = f"[{section}]" if section else "the top level"
             raise SuiteError(
                 f"{where}: unknown key {key!r} in {label}{did}; allowed keys: {', '.join(sorted(allowed))}"
             )
 
 
-def _expect(value: Any, types: type | tuple[type, ...], what: str, where: str) -> Any:
-    if not isinstance(value, types) or isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        names = types.__name__ if isinstance(types, type) else " or ".join(t.__name__ for t in types)
+def _check_keys(table: dict, section: str, where: str) -> None:
+    check_keys(table, _SCHEMA[section], f"[{section}]", where)
+
+
+def expect(value: Any, types: type | tuple[type, ...], what: str, where: str) -> Any:
+    """`value` if it is of `types` (a bool is no int), else a SuiteError naming `what` and the value."""
+    allowed = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+        names = " or ".join(t.__name__ for t in allowed)
         raise SuiteError(f"{where}: {what} must be {names}, got {value!r}")
     return value
+
+
+def plugin_entry(item: Any, what: str, where: str, allowed: set[str] = frozenset({"name", "params"})) -> PluginRef:
+    """A ``{name = ..., params = {...}}`` table (or a bare name) as a PluginRef."""
+    if isinstance(item, str):
+        return PluginRef(item)
+    if not isinstance(item, dict) or "name" not in item:
+        raise SuiteError(f"{where}: {what} must be a plugin name or a table with a 'name', got {item!r}")
+    check_keys(item, allowed, what, where)
+    params = expect(item.get("params", {}), dict, f"{what}.params", where)
+    return PluginRef(expect(item["name"], str, f"{what}.name", where), dict(params))
 
 
 def _plugin_list(doc: dict, section: str, where: str, required: bool = True) -> tuple[PluginRef, ...]:
@@ -184,8 +140,8 @@ def _plugin_list(doc: dict, section: str, where: str, required: bool = True) -> 
     if isinstance(items, dict):
         items = [items]
     if not isinstance(items, list) or (required and not items):
-        raise SuiteError(f"{where}: [[{section}]] must list at least one entry with a 'name' (the ssbm and "
-                         f"deletion boards cross the corpus with every model and method)")
+        raise SuiteError(f"{where}: [[{section}]] must list at least one entry with a 'name' (the grid boards "
+                         f"cross the corpus with every model and method)")
     refs = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
@@ -193,8 +149,7 @@ def _plugin_list(doc: dict, section: str, where: str, required: bool = True) -> 
         _check_keys(item, section, where)
         if "name" not in item:
             raise SuiteError(f"{where}: {section}[{i}] has no 'name'")
-        params = _expect(item.get("params", {}), dict, f"{section}[{i}].params", where)
-        refs.append(PluginRef(_expect(item["name"], str, f"{section}[{i}].name", where), dict(params)))
+        refs.append(plugin_entry({k: v for k, v in item.items() if k != "models"}, f"{section}[{i}]", where))
     return tuple(refs)
 
 
@@ -231,20 +186,40 @@ def _method_models(doc: dict, models: tuple[PluginRef, ...], where: str) -> tupl
     return tuple(out)
 
 
-def parse_suite(doc: dict, where: str = "suite") -> Suite:
-    _check_keys(doc, "", where)
+def _boards(head: dict, registry, where: str) -> tuple[str, ...]:
+    boards = head.get("boards", ["ssbm"])
+    if not isinstance(boards, list) or not all(isinstance(b, str) for b in boards):
+        raise SuiteError(f"{where}: suite.boards must be a list of board names (e.g. boards = [\"ssbm\"]), "
+                         f"got {boards!r}")
+    known = registry.names("board")
+    for b in boards:
+        if b not in known:
+            hint = difflib.get_close_matches(b, known, n=1)
+            did = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise SuiteError(f"{where}: unknown board {b!r}{did}; installed boards: {', '.join(known) or 'none'}")
+    return tuple(boards)
+
+
+def parse_suite(doc: dict, where: str = "suite", registry=None) -> Suite:
+    """A suite from its parsed TOML: the core's sections here, each board's section by the board itself."""
+    from ..plugins import get_registry
+
+    registry = registry or get_registry()
+    boards_by_section = {}
+    for name in registry.names("board"):
+        board = registry.board(name)
+        if board.section:
+            boards_by_section[board.section] = board
+    check_keys(doc, set(CORE_SECTIONS) | set(boards_by_section), "the top level", where)
     head = doc.get("suite", {})
     _check_keys(head, "suite", where)
     if "name" not in head:
         raise SuiteError(f"{where}: [suite] needs a 'name'")
-    boards = tuple(head.get("boards", ["ssbm"]))
-    for b in boards:
-        if b not in BOARDS:
-            raise SuiteError(f"{where}: unknown board {b!r}; this version knows: {', '.join(BOARDS)}")
+    boards = _boards(head, registry, where)
 
-    # [corpus], [[models]] and [[methods]] feed the ssbm and deletion boards; a suite of only isa and
-    # stability boards (families and excerpts bring their own data) may leave them out
-    grid_boards = bool({"ssbm", "deletion"} & set(boards))
+    # [corpus], [[models]] and [[methods]] feed the grid boards; a suite without one (families and excerpts
+    # bring their own data) may leave them out
+    grid_boards = any(registry.board(b).uses_grid for b in boards)
     corpus = doc.get("corpus")
     if corpus is None and not grid_boards:
         corpus = {"name": DEFAULT_CORPUS}
@@ -252,41 +227,11 @@ def parse_suite(doc: dict, where: str = "suite") -> Suite:
         raise SuiteError(f"{where}: [corpus] with a 'name' is required (boards {', '.join(boards)})")
     _check_keys(corpus, "corpus", where)
     limit = corpus.get("limit")
-    if limit is not None and (_expect(limit, int, "corpus.limit", where) < 1):
+    if limit is not None and (expect(limit, int, "corpus.limit", where) < 1):
         raise SuiteError(f"{where}: corpus.limit must be at least 1, got {limit}")
     wpu = corpus.get("words_per_utterance")
-    if wpu is not None and _expect(wpu, int, "corpus.words_per_utterance", where) < 1:
+    if wpu is not None and expect(wpu, int, "corpus.words_per_utterance", where) < 1:
         raise SuiteError(f"{where}: corpus.words_per_utterance must be at least 1, got {wpu}")
-
-    ssbm_doc = doc.get("ssbm", {})
-    _check_keys(ssbm_doc, "ssbm", where)
-    cal_doc = ssbm_doc.get("calibration", {})
-    _check_keys(cal_doc, "ssbm.calibration", where)
-    thr_doc = ssbm_doc.get("thresholds", {})
-    _check_keys(thr_doc, "ssbm.thresholds", where)
-    for kind, values in thr_doc.items():
-        if not isinstance(values, list) or not values or not all(isinstance(v, (int, float)) for v in values):
-            raise SuiteError(f"{where}: ssbm.thresholds.{kind} must be a non-empty list of numbers")
-    grid = ssbm_doc.get("grid", "standard")
-    if grid not in ("standard", "quick"):
-        raise SuiteError(f"{where}: ssbm.grid must be 'standard' or 'quick', got {grid!r}")
-    default_cal = CalibrationSettings()
-    cal = CalibrationSettings(
-        levels_db=tuple(float(x) for x in cal_doc.get("levels_db", default_cal.levels_db)),
-        max_accuracy=float(cal_doc.get("max_accuracy", default_cal.max_accuracy)),
-        utterances=int(cal_doc.get("utterances", default_cal.utterances)),
-    )
-    floor = float(ssbm_doc.get("denominator_floor", 0.01))
-    if not 0 < floor < 1:
-        raise SuiteError(f"{where}: ssbm.denominator_floor must be in (0, 1), got {floor}")
-
-    del_doc = doc.get("deletion", {})
-    _check_keys(del_doc, "deletion", where)
-    fractions = del_doc.get("fractions", [0.2, 0.5, 0.8])
-    if (not isinstance(fractions, list) or not fractions
-            or not all(isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f < 1 for f in fractions)):
-        raise SuiteError(f"{where}: deletion.fractions must be a non-empty list of numbers in (0, 1), "
-                         f"got {fractions!r}")
 
     run = doc.get("run", {})
     _check_keys(run, "run", where)
@@ -295,17 +240,25 @@ def parse_suite(doc: dict, where: str = "suite") -> Suite:
         raise SuiteError(f"{where}: run.seeds must be a non-empty list of integers, got {seeds!r}")
     model_cache = parse_enabled(run.get("model_cache", True), f"{where}: run.model_cache")
     fills = _plugin_list(doc, "fills", where, required=False) or (PluginRef("white-noise"),)
-    isa = _isa_settings(doc, boards, where)
-    stability = _stability_settings(doc, boards, where)
     models = _plugin_list(doc, "models", where, required=grid_boards)
     methods = _plugin_list(doc, "methods", where, required=grid_boards)
     method_models = _method_models(doc, models, where)
 
+    settings = {}
+    for name in registry.names("board"):
+        board = registry.board(name)
+        present = board.section is not None and board.section in doc
+        if present or name in boards:
+            section = doc.get(board.section) if board.section else None
+            if present and not isinstance(section, dict):
+                raise SuiteError(f"{where}: [{board.section}] must be a table, got {section!r}")
+            settings[name] = board.parse_settings(section, name in boards, where)
+
     return Suite(
-        name=_expect(head["name"], str, "suite.name", where),
+        name=expect(head["name"], str, "suite.name", where),
         description=str(head.get("description", "")),
         boards=boards,
-        corpus=PluginRef(_expect(corpus["name"], str, "corpus.name", where), dict(corpus.get("params", {}))),
+        corpus=PluginRef(expect(corpus["name"], str, "corpus.name", where), dict(corpus.get("params", {}))),
         utterance_limit=limit,
         utterance_ids=tuple(corpus.get("utterances", ())),
         words_per_utterance=wpu,
@@ -314,93 +267,15 @@ def parse_suite(doc: dict, where: str = "suite") -> Suite:
         fills=fills,
         seeds=tuple(seeds),
         executor=PluginRef(str(run.get("executor", "inprocess")), dict(run.get("executor_params", {}))),
-        ssbm=SsbmSettings(grid=grid, thresholds={k: [float(v) for v in vals] for k, vals in thr_doc.items()},
-                          denominator_floor=floor, calibration=cal),
         source=doc,
-        deletion_fractions=tuple(float(f) for f in fractions),
-        isa=isa,
-        stability=stability,
+        settings=settings,
+        uses_grid=grid_boards,
         method_models=method_models,
         model_cache=model_cache,
     )
 
 
-def _ref(value: Any, what: str, where: str) -> PluginRef:
-    if isinstance(value, str):
-        return PluginRef(value)
-    if not isinstance(value, dict) or "name" not in value:
-        raise SuiteError(f"{where}: {what} must be a plugin name or a table with a 'name', got {value!r}")
-    _check_keys(value, "stability.ref", where)
-    return PluginRef(_expect(value["name"], str, f"{what}.name", where),
-                     dict(_expect(value.get("params", {}), dict, f"{what}.params", where)))
-
-
-def _stability_settings(doc: dict, boards: tuple[str, ...], where: str) -> StabilitySettings | None:
-    st = doc.get("stability")
-    if st is None:
-        return StabilitySettings() if "stability" in boards else None
-    _check_keys(st, "stability", where)
-    d = StabilitySettings()
-    fills = tuple(_ref(f, f"stability.fills[{i}]", where) for i, f in enumerate(st.get("fills", [])) ) or d.fills
-    ref = str(st.get("reference_fill", d.reference_fill))
-    if ref not in {f.label for f in fills}:
-        raise SuiteError(f"{where}: stability.reference_fill {ref!r} is not one of the fills "
-                         f"{[f.label for f in fills]}")
-    n_samples = st.get("n_samples", list(d.n_samples))
-    if (not isinstance(n_samples, list) or not n_samples
-            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 2 for n in n_samples)):
-        raise SuiteError(f"{where}: stability.n_samples must be a non-empty list of integers >= 2, got {n_samples!r}")
-    runs = st.get("runs", d.runs)
-    if _expect(runs, int, "stability.runs", where) < 2:
-        raise SuiteError(f"{where}: stability.runs must be at least 2 (U_n compares runs), got {runs}")
-    excerpts = st.get("excerpts", d.excerpts)
-    if _expect(excerpts, int, "stability.excerpts", where) < 1:
-        raise SuiteError(f"{where}: stability.excerpts must be at least 1, got {excerpts}")
-    prob = float(_expect(st.get("min_probability", d.min_probability), (int, float), "stability.min_probability",
-                         where))
-    return StabilitySettings(
-        method=_ref(st.get("method", d.method.to_dict()), "stability.method", where),
-        model=_ref(st.get("model", d.model.to_dict()), "stability.model", where),
-        corpus=_ref(st.get("corpus", d.corpus.to_dict()), "stability.corpus", where),
-        fills=fills, reference_fill=ref, n_samples=tuple(n_samples), runs=int(runs), excerpts=int(excerpts),
-        target=str(st.get("target", d.target)), min_probability=prob)
-
-
-def _isa_settings(doc: dict, boards: tuple[str, ...], where: str) -> IsaSettings | None:
-    isa_doc = doc.get("isa")
-    if isa_doc is None:
-        if "isa" in boards:
-            raise SuiteError(f"{where}: board 'isa' needs an [isa] section with 'families' and [[isa.methods]]")
-        return None
-    _check_keys(isa_doc, "isa", where)
-    families = isa_doc.get("families")
-    if not isinstance(families, list) or not families or not all(isinstance(f, str) for f in families):
-        raise SuiteError(f"{where}: isa.families must be a non-empty list of family names, got {families!r}")
-    seeds = isa_doc.get("seeds", 3)
-    if _expect(seeds, int, "isa.seeds", where) < 2:
-        raise SuiteError(f"{where}: isa.seeds must be at least 2 (ISA compares pairs of seeds), got {seeds}")
-    inputs = isa_doc.get("inputs")
-    if inputs is not None and _expect(inputs, int, "isa.inputs", where) < 1:
-        raise SuiteError(f"{where}: isa.inputs must be at least 1, got {inputs}")
-    p = float(_expect(isa_doc.get("p", 0.2), (int, float), "isa.p", where))
-    if not 0 < p <= 1:
-        raise SuiteError(f"{where}: isa.p must be in (0, 1], got {p}")
-    methods = []
-    for i, item in enumerate(isa_doc.get("methods", [])):
-        if not isinstance(item, dict) or "name" not in item:
-            raise SuiteError(f"{where}: isa.methods[{i}] must be a table with a 'name'")
-        _check_keys(item, "isa.methods", where)
-        params = _expect(item.get("params", {}), dict, f"isa.methods[{i}].params", where)
-        methods.append(PluginRef(_expect(item["name"], str, f"isa.methods[{i}].name", where), dict(params)))
-    if not methods:
-        raise SuiteError(f"{where}: [isa] needs at least one [[isa.methods]] entry")
-    epochs = isa_doc.get("epochs")
-    if epochs is not None and _expect(epochs, int, "isa.epochs", where) < 1:
-        raise SuiteError(f"{where}: isa.epochs must be at least 1, got {epochs}")
-    return IsaSettings(tuple(families), tuple(methods), int(seeds), inputs, p, epochs)
-
-
-def load_suite(path: str | Path) -> Suite:
+def load_suite(path: str | Path, registry=None) -> Suite:
     p = Path(path)
     if not p.is_file():
         raise SuiteError(f"suite file {p}: not found")
@@ -408,6 +283,6 @@ def load_suite(path: str | Path) -> Suite:
         doc = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"suite file {p}: not valid TOML ({exc})") from exc
-    suite = parse_suite(doc, where=f"suite file {p}")
+    suite = parse_suite(doc, where=f"suite file {p}", registry=registry)
     object.__setattr__(suite, "path", str(p))
     return suite

@@ -1,11 +1,11 @@
-"""Explain one target for a cell: the map, or the reason there is none.
+"""One target's saliency map for a grid cell: the map, or the reason there is none.
 
-Shared by the SSBM and deletion cells. A method that needs a capability the
+Shared by every board that scores a map of the grid (SSBM, deletion, localisation, ...). A method that needs a capability the
 model lacks is *skipped* with that reason; a method that fails (bad input,
 NaN or infinite attributions, a crash) gives an *error* naming the method,
 the utterance and the target. Maps are kept in a small per-worker cache
-keyed by everything that determines them, so the SSBM cell and the deletion
-cell of one explanation (planned next to each other) compute it once.
+keyed by everything that determines them, so the cells of one explanation on
+different boards (planned next to each other) compute it once.
 """
 
 from __future__ import annotations
@@ -36,6 +36,12 @@ class Explained:
     smap: SaliencyMap | None = None
     seconds: float = 0.0
     cached: bool = False
+
+
+def explain_spec(cache: WorkerCache, spec) -> Explained:
+    """The map of a grid cell's explanation (a :class:`~ssbm_bench.harness.grid.GridSpec`)."""
+    return explain(cache, spec.corpus, spec.model, spec.method, spec.fill, spec.utterance, spec.target, spec.seed,
+                   spec.level_db, spec.cfg)
 
 
 def explain(cache: WorkerCache, corpus: PluginRef, model_ref: PluginRef, method_ref: PluginRef, fill_ref: PluginRef,

@@ -29,21 +29,22 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..audio import StftConfig, stft
-from ..errors import SsbmBenchError
-from ..feature_spaces import NativeAttribution
-from ..method import ExplainRequest
-from ..metrics.isa import DEFAULT_P, aggregate_words, shuffled, top_p_overlap
-from ..types import Target
-from .suite import PluginRef
-from .worker import cache_from
+from ssbm_bench.audio import StftConfig, stft
+from ssbm_bench.board import CellResult
+from ssbm_bench.errors import SsbmBenchError
+from ssbm_bench.feature_spaces import NativeAttribution
+from ssbm_bench.harness.suite import PluginRef
+from ssbm_bench.method import ExplainRequest
+from ssbm_bench.metrics.isa import DEFAULT_P, aggregate_words, shuffled, top_p_overlap
+from ssbm_bench.types import Target
 
 AGGREGATIONS = ("none", "frames", "words")
 
 
 @dataclass(frozen=True)
 class IsaJob:
-    key: str
+    """An ISA cell's spec: the family's members, the method, the inputs and their gold labels."""
+
     family: str
     members: tuple[tuple[str, str], ...]  # (member name, model directory)
     model: str  # the model plugin that loads a member directory (speechbrain-dir)
@@ -57,25 +58,14 @@ class IsaJob:
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
 
-@dataclass
-class IsaResult:
-    job: IsaJob
-    status: str  # ok | skipped | error
-    reason: str | None = None
-    raw: dict | None = None
-    seconds: float = 0.0
-    decodes: int = 0
-    extra: dict = field(default_factory=dict)
-
-
 def word_spans(utt, n_frames: int, cfg: StftConfig) -> list[tuple[int, int]]:
     return [cfg.frame_span(w.start, w.end, n_frames) for w in utt.words]
 
 
-def run_isa_cell(job: IsaJob, worker_state: dict) -> IsaResult:
+def run_isa_cell(cjob, cache) -> CellResult:
     """Explain every (member, input), then score agreement; a plugin failure is an 'error' result."""
     t0 = time.perf_counter()
-    cache = cache_from(worker_state)
+    job = cjob.spec
     try:
         method = cache.instance("method", job.method)
         maps: dict[str, list[NativeAttribution]] = {}
@@ -84,7 +74,7 @@ def run_isa_cell(job: IsaJob, worker_state: dict) -> IsaResult:
             model = cache.instance("model", PluginRef(job.model, {"path": directory}))
             missing = sorted(str(c) for c in method.requires if not model.has(c))
             if missing:
-                return IsaResult(job, "skipped", f"method {job.method.label!r} needs {', '.join(missing)}; model "
+                return CellResult(cjob, "skipped", f"method {job.method.label!r} needs {', '.join(missing)}; model "
                                  f"{job.model!r} has {', '.join(sorted(map(str, model.capabilities)))}",
                                  seconds=time.perf_counter() - t0)
             labels = list(model.labels)
@@ -107,10 +97,10 @@ def run_isa_cell(job: IsaJob, worker_state: dict) -> IsaResult:
         check_shapes(maps, job)
         raw = score_maps(maps, utts, job)
     except SsbmBenchError as exc:
-        return IsaResult(job, "error", str(exc), seconds=time.perf_counter() - t0)
+        return CellResult(cjob, "error", str(exc), seconds=time.perf_counter() - t0)
     except Exception:  # a plugin's bug is this cell's error, not the run's end
-        return IsaResult(job, "error", traceback.format_exc(limit=8), seconds=time.perf_counter() - t0)
-    return IsaResult(job, "ok", raw=raw, seconds=time.perf_counter() - t0)
+        return CellResult(cjob, "error", traceback.format_exc(limit=8), seconds=time.perf_counter() - t0)
+    return CellResult(cjob, "ok", raw=raw, seconds=time.perf_counter() - t0)
 
 
 def stft_native(values: np.ndarray, cfg: StftConfig) -> NativeAttribution:
@@ -187,35 +177,3 @@ def isa_summary(raw: dict, aggregation: str) -> dict:
     base = [float(np.mean(p["baseline"])) for p in entry["pairs"]]
     return {"pairs": [p["pair"] for p in entry["pairs"]], "scores": scores, "baseline": base,
             "median": float(np.median(scores)), "baseline_median": float(np.median(base))}
-
-
-def plan_isa_jobs(suite, registry, cache, log, suite_digest_key) -> list[IsaJob]:
-    """Train or load each family of the suite's [isa] section and make one job per (family, method).
-
-    `suite_digest_key(fields)` turns the job's defining fields into its cell key.
-    """
-    settings = suite.isa
-    jobs = []
-    for fam_name in settings.families:
-        record = registry.get("family", fam_name).record
-        training = {"epochs": settings.epochs} if settings.epochs else None
-        family = record.factory(seeds=settings.seeds, log=log, training=training).to_dict()
-        ag = family["agreement"]
-        log(f"[isa {fam_name}] {len(family['members'])} seeds, test accuracy "
-            f"{', '.join(f'{a:.2f}' for a in ag['accuracy'])}; Fleiss' kappa {ag['kappa']:.3f}")
-        corpus = PluginRef(family["corpus"], dict(family["corpus_params"]))
-        corpus_digest = cache.instance("corpus", corpus).digest()
-        inputs = tuple(zip(family["test_ids"], family["test_labels"]))
-        if settings.inputs is not None:
-            inputs = inputs[: settings.inputs]
-        members = tuple(sorted(family["members"].items(), key=lambda kv: int(kv[0].split("-")[1])))
-        for mref in settings.methods:
-            method = cache.instance("method", mref)
-            fields = {"board": "isa", "family": fam_name, "members": [m for m, _ in members],
-                      "member_dirs": [d for _, d in members], "model": settings.model, "method": mref.to_dict(),
-                      "method_id": method.describe(), "inputs": list(inputs), "p": settings.p,
-                      "corpus_digest": corpus_digest}
-            jobs.append(IsaJob(suite_digest_key(fields), fam_name, members, settings.model, mref, corpus, inputs,
-                               settings.p, 0, StftConfig(),
-                               {"corpus_digest": corpus_digest, "agreement": ag, "task_kind": record.task_kind}))
-    return jobs

@@ -1,0 +1,165 @@
+"""Validating a submission: everything short of re-running cells.
+
+The envelope and each cell's board schema (guards), the suite and corpora
+(checks), each cell against its board (``Board.check_cell``), one cell per
+key; then every board's rows are re-scored from the submitted cells with
+this checkout's scoring and must be exactly the submitted rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .checks import CellChecks, cell_corpus, check_corpora, doc_corpora, known_suites, protocol_source, \
+    source_digest
+from .export import board_rows_json
+from .guards import LEADERBOARDS_DIR, SubmissionError, check_schema, dumps, short
+
+#: relative tolerance when a submitted score is compared with its re-score
+RESCORE_RTOL = 1e-9
+
+
+@dataclass
+class Validated:
+    doc: dict
+    suite: Any
+    cells: list  # CellRow
+    rows: dict
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(dumps(self.doc).encode()).hexdigest()
+
+
+def cell_rows(doc: dict) -> list:
+    from ..harness.store import CellRow
+
+    s = doc["suite"]
+    digest = {e["label"]: e["digest"] for _, e in doc_corpora(doc)}
+    out = []
+    for x in doc["cells"]:
+        corpus = cell_corpus(doc, x)
+        out.append(CellRow(key=x["key"], board=x["board"], suite=s["name"], suite_digest=s["digest"], corpus=corpus,
+                           corpus_digest=digest.get(corpus, ""), model=x["model"], method=x["method"],
+                           fill=x["fill"], utterance=x["utterance"], target=x["target"], seed=x["seed"],
+                           status=x["status"], reason=x["reason"], result=None, raw=x["raw"], params=x["params"],
+                           versions=doc["versions"][x["versions"]], seconds=x["seconds"]))
+    return out
+
+
+def _row_id(row: dict, sub_keys: dict) -> tuple:
+    """A row's identity: board, corpus, model, method, fill, and the board's sub-table value (named for messages)."""
+    board = row.get("board")
+    sub, name = sub_keys.get(board, (None, None))
+    return (board, row.get("corpus"), row.get("model"), row.get("method"), row.get("fill"),
+            name, row.get(sub) if sub else None)
+
+
+def _row_name(rid: tuple) -> str:
+    board, corpus, model, method, fill, sub, value = rid
+    return f"model {model}, method {method}, fill {fill}" + (f", {sub} {value}" if sub else "")
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(a, b, rel_tol=RESCORE_RTOL, abs_tol=1e-12)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def compare_rows(submitted: dict, rescored: dict, registry=None) -> None:
+    """Every board's submitted rows must be the rows its cells give, no more and no fewer."""
+    from ..plugins import get_registry
+
+    registry = registry or get_registry()
+    sub_keys = {b.name: (b.sub_key, b.variant_name or b.sub_key) for b in registry.boards()}
+    for board in [b for b in rescored if b in submitted or rescored.get(b)] + \
+            [b for b in submitted if b not in rescored]:
+        mine = {_row_id(r, sub_keys): r for r in rescored.get(board, [])}
+        theirs = submitted.get(board, [])
+        seen = set()
+        for i, row in enumerate(theirs):
+            rid = _row_id(row, sub_keys)
+            where = f"leaderboard.{board}[{i}] ({_row_name(rid)})"
+            if rid in seen:
+                raise SubmissionError(f"{where}: appears twice")
+            seen.add(rid)
+            if rid not in mine:
+                raise SubmissionError(f"{where}: no such row when the cells are re-scored")
+            ref = mine[rid]
+            for k in sorted(set(row) | set(ref)):
+                if k not in row or k not in ref or not _same(row[k], ref[k]):
+                    raise SubmissionError(f"{where}: {k} is {short(row.get(k, '(missing)'))} in the submission "
+                                          f"but {short(ref.get(k, '(missing)'))} re-scored from its cells; the "
+                                          f"rows must be what its cells give")
+        missing = [rid for rid in mine if rid not in seen]
+        if missing:
+            raise SubmissionError(f"leaderboard.{board}: lacks the row for {_row_name(missing[0])} that its "
+                                  f"cells give")
+
+
+def validate_submission(doc: dict, suites_dir: Path = LEADERBOARDS_DIR / "suites", check_corpus: bool = True
+                        ) -> Validated:
+    """Everything short of re-running cells; raises SubmissionError naming the field."""
+    from ..errors import SuiteError
+    from ..harness.suite import parse_suite
+    from ..plugins import get_registry
+
+    check_schema(doc)
+    known = known_suites(suites_dir)
+    name = doc["suite"]["name"]
+    if name not in known:
+        raise SubmissionError(f"suite.name: {name!r} is not a known suite (known in {suites_dir}: "
+                              f"{', '.join(sorted(known)) or 'none'})")
+    source = doc["suite"]["source"]
+    if source_digest(source) != doc["suite"]["digest"]:
+        raise SubmissionError(f"suite.digest: {doc['suite']['digest']} is not the digest of suite.source "
+                              f"({source_digest(source)})")
+    if protocol_source(source) != protocol_source(known[name].source):
+        raise SubmissionError(f"suite.source: differs from the known suite {name!r} ({known[name].path}) in more "
+                              f"than the [run] executor settings")
+    try:
+        suite = parse_suite(source, where="suite.source")
+    except (SuiteError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise SubmissionError(f"suite.source: not a valid suite ({exc})") from None
+    notes: list[str] = []
+    used = {cell_corpus(doc, c) for c in doc["cells"]}
+    for where, entry in doc_corpora(doc):
+        if entry["label"] not in used:
+            raise SubmissionError(f"{where}: corpus {entry['label']!r} is used by no cell")
+    utterances = check_corpora(doc, suite, check_corpus)
+    checks = CellChecks(doc, suite, name, utterances)
+    registry = get_registry()
+    keys: set[str] = set()
+    n_versions = len(doc["versions"])
+    for i, cell in enumerate(doc["cells"]):
+        where = f"cells[{i}]"
+        board = cell["board"]
+        if board not in suite.boards:
+            raise SubmissionError(f"{where}.board: {board!r} is not a board of suite {name!r} "
+                                  f"({', '.join(suite.boards)})")
+        if cell["key"] in keys:
+            raise SubmissionError(f"{where}.key: {cell['key'][:16]}... appears twice")
+        keys.add(cell["key"])
+        if cell["versions"] >= n_versions:
+            raise SubmissionError(f"{where}.versions: {cell['versions']} but only {n_versions} version record(s)")
+        registry.board(board).check_cell(i, cell, suite.settings.get(board), checks)
+    cells = cell_rows(doc)
+    try:
+        rows = board_rows_json(cells, registry=registry)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise SubmissionError(f"cells: cannot be scored ({type(exc).__name__}: {exc})") from None
+    compare_rows(doc["leaderboard"], rows, registry)
+    return Validated(doc=doc, suite=suite, cells=cells, rows=rows, notes=notes)
+
+
