@@ -51,8 +51,8 @@ from ssbm_bench.method import ExplainRequest
 from ssbm_bench.plugins import get_registry
 from ssbm_bench.text import normalise_words
 from ssbm_bench.types import Target
-from ssbm_bench_plugins.bubble import BubbleMethod, stable_hash
-from ssbm_bench_plugins.bubble_noise import BubbleMixer, BubbleSettings
+from ssbm_bench_plugins.bubble.method import BubbleMethod, stable_hash
+from ssbm_bench_plugins.bubble.mixer import BubbleMixer, BubbleSettings
 
 #: fully recognised when clean by pocketsphinx (tests/e2e_helpers.py) and by Whisper tiny.en
 DEFAULT_UTTERANCES = ["rms_h02_01", "kal16_h02_01"]

@@ -1,4 +1,12 @@
-"""Measure the two pocketsphinx traps named in DESIGN.md, side by side, in one run.
+"""Measure two suspected pocketsphinx traps side by side, in one run.
+
+The traps, as first reported when pocketsphinx 5 was tried for this
+benchmark: (a) audio that ends in exact digital silence fails to align, and
+padding the end with 0.2 s of faint noise cures it; (b) a reused decoder
+carries state between utterances (about 1 in 6 results changed; a fresh
+decoder costs about 0.26 s). What this script measured, and what the model
+plugin does about it, is in the docstring of
+``plugins/pocketsphinx_asr.py``.
 
 Trap b (decoder state): every utterance is decoded (i) by a fresh decoder,
 (ii) by one reused decoder in forward order, (iii) reused in reverse and in

@@ -45,6 +45,7 @@ import numpy as np
 
 from ssbm_bench.harness.store import ResultStore
 from ssbm_bench.metrics.ssbm import DENOMINATOR_FLOOR
+from ssbm_bench.statistics import cluster_draws
 
 SAMPLES = 2000
 
@@ -98,12 +99,11 @@ def score(g: dict, scoring: str, floor: float, samples: int = SAMPLES, seed: int
     dl, dm, s = curve(g, scoring, floor, np.ones(n))
     j = int(np.nanargmax(s))  # ties: first = smallest threshold, as best_threshold()
     utts = sorted(set(g["utt"]))
-    idx = np.array([utts.index(u) for u in g["utt"]])
-    rng = np.random.default_rng(seed)
     best = []
-    if len(utts) > 1:
-        for draw in rng.multinomial(len(utts), np.full(len(utts), 1.0 / len(utts)), size=samples):
-            best.append(np.nanmax(curve(g, scoring, floor, draw[idx].astype(float))[2]))
+    if len(utts) > 1:  # the boards' cluster bootstrap: the same draws over utterances
+        draws, groups = cluster_draws(g["utt"], samples, seed)
+        for draw in draws:
+            best.append(np.nanmax(curve(g, scoring, floor, draw[groups])[2]))
     lo, hi = (np.quantile(best, [0.025, 0.975]) if best else (s[j], s[j]))
     # words whose denominator is under the floor and whose accuracy gap is not 0: the floor sets their score
     fl = ((1.0 - g["le"][:, j]) < floor) & (g["lw"][:, j] != g["lo"][:, j])

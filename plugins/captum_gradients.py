@@ -23,13 +23,15 @@ magnitude (ISTFT with the clean phase prepended to the model, see
   whatever ``n_steps`` is. ``baseline = "fill"`` uses the cell's fill
   instead. The convergence delta (completeness gap: score(x) -
   score(baseline) - sum of attributions) is recorded with the map, absolute
-  and relative to score(x) - score(baseline); DESIGN.md saw a large gap
-  with 16 steps, so the default is 32 and the gap is always reported.
+  and relative to score(x) - score(baseline); 16 steps from a constant
+  baseline left a large gap on Whisper tiny.en, so the default is 32 and
+  the gap is always reported.
 """
 
 from __future__ import annotations
 
-from ssbm_bench.attribution import AttributionMethod, MagnitudeSpace, check_choice, check_positive_int
+from ssbm_bench.attribution import AttributionMethod, check_choice, check_positive_int
+from ssbm_bench.feature_spaces import FeatureSpace
 from ssbm_bench.hookspecs import hookimpl
 from ssbm_bench.records import MethodPlugin
 
@@ -43,7 +45,7 @@ class SaliencyGradient(AttributionMethod):
     version = "1"
     default_sign = "abs"
 
-    def attribute(self, space: MagnitudeSpace, request):
+    def attribute(self, space: FeatureSpace, request):
         from captum.attr import Saliency
 
         x = space.inputs(requires_grad=True)
@@ -71,7 +73,7 @@ class IntegratedGradientsMethod(AttributionMethod):
         return {**super().settings(), "n_steps": self.n_steps, "internal_batch_size": self.internal_batch_size,
                 "method": self.method, "baseline": self.baseline}
 
-    def attribute(self, space: MagnitudeSpace, request):
+    def attribute(self, space: FeatureSpace, request):
         from captum.attr import IntegratedGradients
 
         base = space.silence() if self.baseline == "silence" else space.fill_content(request.fill, request.seed)
@@ -88,13 +90,13 @@ class IntegratedGradientsMethod(AttributionMethod):
 
 @hookimpl
 def register_methods(register):
-    register(MethodPlugin(
-        name="saliency", factory=SaliencyGradient, requires=frozenset({"differentiable"}),
+    register(MethodPlugin.of(
+        SaliencyGradient,
         description="SalASR gradient saliency (captum Saliency) over the STFT magnitude; scope=word|transcript, "
                     "feature=magnitude|log-magnitude",
     ))
-    register(MethodPlugin(
-        name="integrated-gradients", factory=IntegratedGradientsMethod, requires=frozenset({"differentiable"}),
+    register(MethodPlugin.of(
+        IntegratedGradientsMethod,
         description="Integrated Gradients (captum) from silence over the STFT magnitude; n_steps, "
                     "internal_batch_size; convergence delta recorded",
     ))

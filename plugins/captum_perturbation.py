@@ -36,14 +36,15 @@ from __future__ import annotations
 
 import torch
 
-from ssbm_bench.attribution import (STFT_FEATURES, AttributionMethod, MagnitudeSpace, check_choice,
-                                    check_positive_int, interpretable_kernel, patch_mask, ridge_model, seeded,
-                                    word_mask)
+from ssbm_bench.attribution import (AttributionMethod, check_choice, check_positive_int, interpretable_kernel,
+                                    ridge_model, seeded)
 from ssbm_bench.errors import InputError
+from ssbm_bench.feature_projections import patch_mask, word_mask
+from ssbm_bench.feature_spaces import STFT_FEATURES, FeatureSpace, MagnitudeSpace
 from ssbm_bench.hookspecs import hookimpl
 from ssbm_bench.records import MethodPlugin
 
-#: the mask builders moved to ssbm_bench.attribution; re-exported for plugins that import them from here
+#: the mask builders live in ssbm_bench.feature_spaces; re-exported for code that imports them from here
 __all__ = ["FeatureAblationMethod", "OcclusionMethod", "LimeMethod", "run_lime", "patch_mask", "word_mask"]
 
 
@@ -83,7 +84,7 @@ class FeatureAblationMethod(PatchMethod):
     name = "feature-ablation"
     version = "1"
 
-    def attribute(self, space: MagnitudeSpace, request):
+    def attribute(self, space: FeatureSpace, request):
         from captum.attr import FeatureAblation
 
         mask = self.mask(space)
@@ -152,14 +153,14 @@ class LimeMethod(PatchMethod):
         return {**super().settings(), "n_samples": self.n_samples, "kernel_width": self.kernel_width,
                 "alpha": self.alpha}
 
-    def attribute(self, space: MagnitudeSpace, request):
+    def attribute(self, space: FeatureSpace, request):
         mask = self.mask(space)
         attr = run_lime(space, request, mask, self.n_samples, self.kernel_width, self.alpha,
                         self.perturbations_per_eval)
         return attr, {"n_patches": int(mask.max()) + 1}
 
 
-def run_lime(space: MagnitudeSpace, request, mask: torch.Tensor, n_samples: int, kernel_width: float, alpha: float,
+def run_lime(space: FeatureSpace, request, mask: torch.Tensor, n_samples: int, kernel_width: float, alpha: float,
              perturbations_per_eval: int = 1, return_input_shape: bool = True) -> torch.Tensor:
     """captum Lime over `mask`'s components, seeded by the request's seed."""
     from captum.attr import Lime
@@ -174,16 +175,15 @@ def run_lime(space: MagnitudeSpace, request, mask: torch.Tensor, n_samples: int,
 
 @hookimpl
 def register_methods(register):
-    needs = frozenset({"differentiable"})
-    register(MethodPlugin(
-        name="feature-ablation", factory=FeatureAblationMethod, requires=needs,
+    register(MethodPlugin.of(
+        FeatureAblationMethod,
         description="Feature Ablation (captum) over time-frequency patches of the STFT magnitude, fill as content",
     ))
-    register(MethodPlugin(
-        name="occlusion", factory=OcclusionMethod, requires=needs,
+    register(MethodPlugin.of(
+        OcclusionMethod,
         description="Occlusion (captum) with a sliding time-frequency window, fill as content",
     ))
-    register(MethodPlugin(
-        name="lime", factory=LimeMethod, requires=needs,
+    register(MethodPlugin.of(
+        LimeMethod,
         description="LIME (captum) over time-frequency patches; n_samples, kernel_width, ridge alpha; seeded",
     ))

@@ -1,7 +1,8 @@
 """The `commands` corpus: spoken commands with action / object / location slots.
 
 A word-based classification task in the manner of Fluent Speech Commands,
-the intent data of the ISA paper (references/isa-inter-seed-agreement.txt):
+the intent data of the ISA paper (Shen et al., "On the reliability of
+feature attribution methods for speech classification"):
 every utterance is "<action> the <object> in the <location>", so the class
 of each slot is carried by one word, at a time the synthesiser knows
 exactly. The seed families (``ssbm-bench train commands-action``) learn one
@@ -17,7 +18,7 @@ and "train" for the rest, the same for every voice, so test commands
 are never heard in training in any voice.
 
 The corpus is synthesised on first use (about 20 s) into the cache
-(``$SSBM_BENCH_CACHE/corpora/commands-v1``, see ssbm_bench.cache) and loaded
+(``$SSBM_BENCH_CACHE/corpora/commands-v1``, see ssbm_bench.cache_dir) and loaded
 from there, digest-checked, afterwards. Where flite differs from the version
 that made the digest recorded in results, the audio and digest differ too, and
 results are kept apart by digest (as with the synthetic corpus).
@@ -31,7 +32,7 @@ import shutil
 from pathlib import Path
 from typing import Collection
 
-from ssbm_bench.cache import cache_root
+from ssbm_bench.cache_dir import cache_root
 from ssbm_bench.errors import InputError
 from ssbm_bench.hookspecs import hookimpl
 from ssbm_bench.records import CorpusPlugin
@@ -123,15 +124,15 @@ class CommandsCorpus(ManifestCorpus):
         if split not in (None, "train", "test"):
             raise InputError(f"commands corpus: split must be 'train' or 'test', got {split!r}")
         directory = ensure_built(Path(path) if path is not None else None)
-        super().__init__(directory, name="commands", label_fields=LABEL_FIELDS, times_source="synthesiser",
+        super().__init__(directory, label_fields=LABEL_FIELDS, times_source="synthesiser",
                          filters={"split": [split] if split else None, "voice": voices}, limit=limit,
                          require_digest=True)
 
 
 @hookimpl
 def register_corpora(register):
-    register(CorpusPlugin(
-        name="commands", factory=CommandsCorpus,
+    register(CorpusPlugin.of(
+        CommandsCorpus,
         description="spoken commands '<action> the <object> in the <location>' (4x4x3) x 4 flite voices, "
                     "exact word times, slot labels and a train/test split; synthesised on first use",
     ))

@@ -34,7 +34,7 @@ import torch
 
 from ssbm_bench.corpus_stats import LOG_FLOOR, CorpusStats
 from ssbm_bench.errors import InputError
-from ssbm_bench.fill import Fill, FillContext
+from ssbm_bench.fill import Fill, FillContext, UsesCorpusStats
 from ssbm_bench.hookspecs import hookimpl
 from ssbm_bench.records import FillPlugin
 
@@ -103,9 +103,7 @@ class MeanInputFill(ReplacingFill):
         return float(magnitude.mean())
 
 
-class CorpusFill(ReplacingFill):
-    needs_corpus_stats = True
-
+class CorpusFill(ReplacingFill, UsesCorpusStats):
     def __init__(self):
         self.stats: CorpusStats | None = None
 
@@ -144,19 +142,20 @@ class GaussNormFill(CorpusFill):
         return np.maximum(np.exp(s.log_mean[:, None] + s.log_std[:, None] * z) - LOG_FLOOR, 0.0)
 
 
-FILLS = {
-    "zero": (ZeroFill, "zero magnitude where occluded (SoundLIME content type 'zero')"),
-    "silence": (SilenceFill, "|STFT| of digital silence where occluded (the waveform baseline)"),
-    "min_inp": (MinInputFill, "the input's minimum bin magnitude where occluded (SoundLIME min_inp)"),
-    "mean_inp": (MeanInputFill, "the input's mean bin magnitude where occluded (SoundLIME mean_inp)"),
-    "min_data": (MinDataFill, "the corpus's minimum bin magnitude where occluded (SoundLIME min_data; "
-                              "corpus statistics computed once and stored)"),
-    "gauss_norm": (GaussNormFill, "Gaussian noise standardised per frequency bin with corpus statistics "
-                                  "(SoundLIME N_g^norm; log domain)"),
-}
+#: fill name -> (class, description)
+FILLS = {cls.name: (cls, description) for cls, description in (
+    (ZeroFill, "zero magnitude where occluded (SoundLIME content type 'zero')"),
+    (SilenceFill, "|STFT| of digital silence where occluded (the waveform baseline)"),
+    (MinInputFill, "the input's minimum bin magnitude where occluded (SoundLIME min_inp)"),
+    (MeanInputFill, "the input's mean bin magnitude where occluded (SoundLIME mean_inp)"),
+    (MinDataFill, "the corpus's minimum bin magnitude where occluded (SoundLIME min_data; "
+                  "corpus statistics computed once and stored)"),
+    (GaussNormFill, "Gaussian noise standardised per frequency bin with corpus statistics "
+                    "(SoundLIME N_g^norm; log domain)"),
+)}
 
 
 @hookimpl
 def register_fills(register):
-    for name, (cls, description) in FILLS.items():
-        register(FillPlugin(name=name, factory=cls, description=description))
+    for cls, description in FILLS.values():
+        register(FillPlugin.of(cls, description=description))

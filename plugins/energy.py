@@ -2,7 +2,8 @@
 
 A time-frequency point is important for word w when the smoothed energy of
 the clean utterance there is high and it lies between w's start and end
-frames (paper sec. 2.1; DESIGN.md "Energy baseline"):
+frames (the SSBM paper, Trinh & Mandel, "Large scale evaluation of
+importance maps in automatic speech recognition", sec. 2.1):
 
 1. pre-emphasis y[n] = x[n] - 0.97 x[n-1] on the waveform;
 2. power spectrogram |STFT(y)|^2 on the benchmark's grid (ssbm_bench.audio);
@@ -149,9 +150,8 @@ class EnergyMethod(SaliencyMethod):
 @hookimpl
 def register_methods(register):
     register(
-        MethodPlugin(
-            name="energy",
-            factory=EnergyMethod,
+        MethodPlugin.of(
+            EnergyMethod,
             description="SSBM paper's baseline: pre-emphasised, 30-band mel-smoothed energy in the word's frames "
             "(dB below the utterance's peak)",
         )

@@ -24,5 +24,5 @@ class InProcessExecutor(Executor):
 
 @hookimpl
 def register_executors(register):
-    register(ExecutorPlugin(name="inprocess", factory=InProcessExecutor,
-                            description="run cells sequentially in this process (the reference executor)"))
+    register(ExecutorPlugin.of(InProcessExecutor,
+                               description="run cells sequentially in this process (the reference executor)"))

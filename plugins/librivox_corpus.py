@@ -177,6 +177,8 @@ class LibrivoxCorpus(TranscribedAudioCorpus):
     `subset`: "librivox", "cmu" or "all" (default).
     """
 
+    name = "librivox"
+
     def __init__(self, path: str | os.PathLike | None = None, subset: str = "all", aligner: str = "pocketsphinx"):
         if subset not in SUBSETS:
             raise InputError(f"corpus 'librivox': unknown subset {subset!r}; expected one of {', '.join(SUBSETS)}")
@@ -187,7 +189,7 @@ class LibrivoxCorpus(TranscribedAudioCorpus):
             items += librivox_items(self.data_path)
         if subset in ("all", "cmu"):
             items += cmu_items(self.data_path)
-        super().__init__(items, name="librivox", aligner=aligner)
+        super().__init__(items, name=self.name, aligner=aligner)
 
     def describe(self) -> dict:
         return {**super().describe(), "path": str(self.data_path), "subset": self.subset}
@@ -196,9 +198,8 @@ class LibrivoxCorpus(TranscribedAudioCorpus):
 @hookimpl
 def register_corpora(register):
     register(
-        CorpusPlugin(
-            name="librivox",
-            factory=LibrivoxCorpus,
+        CorpusPlugin.of(
+            LibrivoxCorpus,
             description=(
                 "real read speech from pocketsphinx-testdata: 5 LibriVox sentences (public domain) + 6 CMU test "
                 "utterances, 16 kHz; shipped word times where present, else pocketsphinx forced alignment"

@@ -44,7 +44,8 @@ from pathlib import Path
 import numpy as np
 
 from ssbm_bench.board import Board, CellJob, CellResult
-from ssbm_bench.board_rows import BoardRow, fmt, nan_row, rank_rows
+from ssbm_bench.board_rows import (BoardRow, by_table, failure_reasons, fmt, group_cells, nan_row, outcome_counts,
+                                   rank_rows, reasons_note, unit_means)
 from ssbm_bench.figures import colour, new_figure, slug
 from ssbm_bench.harness.grid import grid_identity, grid_params, grid_spec, spec_from_cell
 from ssbm_bench.harness.maps import explain_spec
@@ -120,15 +121,10 @@ def _excess(cell) -> float:
 
 
 def localisation_rows(cells: list) -> list[BoardRow]:
-    groups: dict[tuple, list] = defaultdict(list)
-    for c in cells:
-        groups[(c.suite, c.suite_digest, c.corpus, c.corpus_digest, c.model, c.method, c.fill)].append(c)
     rows = []
-    for ident, members in groups.items():
+    for ident, members in group_cells(cells).items():
         ok = [c for c in members if c.status == "ok" and c.raw]
-        counts = dict(skipped=sum(c.status == "skipped" for c in members),
-                      errors=sum(c.status == "error" for c in members))
-        reasons = sorted({(c.reason or "").splitlines()[0] for c in members if c.status != "ok" and c.reason})
+        counts, reasons = outcome_counts(members), failure_reasons(members)
         scored = [c for c in ok if np.isfinite(_excess(c))]
         if not scored:
             nan = float("nan")
@@ -227,18 +223,12 @@ class LocalisationBoard(Board):
         return localisation_rows(cells)
 
     def per_unit(self, cells, row):
-        per: dict[str, list[float]] = defaultdict(list)
-        for c in cells:
-            if c.status == "ok" and c.raw and np.isfinite(_excess(c)):
-                per[c.utterance].append(_excess(c))
-        return {u: float(np.mean(v)) for u, v in per.items()}
+        return unit_means((c.utterance, _excess(c)) for c in cells
+                          if c.status == "ok" and c.raw and np.isfinite(_excess(c)))
 
     def to_markdown(self, rows):
         out = []
-        tables: dict[tuple, list] = defaultdict(list)
-        for r in rows:
-            tables[(r.suite, r.corpus, r.model)].append(r)
-        for (suite, corpus, model), members in tables.items():
+        for (suite, corpus, model), members in by_table(rows, lambda r: (r.suite, r.corpus, r.model)).items():
             out.append(f"### Localisation — suite `{suite}`, corpus `{corpus}` (digest "
                        f"`{members[0].corpus_digest[:12]}`), model `{model}`\n")
             out.append("Score: share of the map's positive attribution on the word minus the word's share of the "
@@ -251,9 +241,7 @@ class LocalisationBoard(Board):
                            f"{fmt(r.ci_high, '.3f')}] | {fmt(r.mass_in, '.3f')} | {fmt(r.topk_in, '.3f')} | "
                            f"{fmt(r.span_share, '.3f')} | {r.n} | {r.n_utterances} | {r.no_positive_mass} | "
                            f"{r.skipped} | {r.errors} |")
-            reasons = sorted({x for r in members for x in r.skip_reasons})
-            if reasons:
-                out.append("\nSkipped or failed: " + "; ".join(reasons) + ".")
+            out += reasons_note(members, "Skipped or failed: ", ".")
             out.append("")
         return "\n".join(out).rstrip() + "\n"
 
@@ -275,4 +263,4 @@ class LocalisationBoard(Board):
 
 @hookimpl
 def register_boards(register):
-    register(BoardPlugin("localisation", LocalisationBoard, LocalisationBoard.description))
+    register(BoardPlugin.of(LocalisationBoard, LocalisationBoard.description))

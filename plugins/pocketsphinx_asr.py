@@ -16,8 +16,8 @@ model hub. What ``benchmarks/pocketsphinx_traps.py`` measured shapes the code:
   decoder on every utterance measured) for well under a millisecond, against
   about 0.3 s to build a fresh decoder. ``fresh_decoder=True`` keeps the slow,
   obviously stateless path for checking that claim.
-* Padding the end with 0.2 s of faint noise (DESIGN.md's cure for audio that
-  ends in digital silence) fixed no alignment failure here: trailing zeros
+* Padding the end with 0.2 s of faint noise (the reported cure for audio that
+  ends in digital silence, trap a of the benchmark) fixed no alignment failure here: trailing zeros
   aligned fine without it, and a word replaced by zeros fails with or without
   it. It did change the recognised words of about one utterance in five, so
   it is off by default (``pad_seconds``) and recorded when used.
@@ -224,10 +224,8 @@ class PocketsphinxModel(SpeechModel):
 @hookimpl
 def register_models(register):
     register(
-        ModelPlugin(
-            name="pocketsphinx",
-            factory=PocketsphinxModel,
+        ModelPlugin.of(
+            PocketsphinxModel,
             description="CMU pocketsphinx 5, en-us acoustic model, dictionary and LM from its wheel: ASR + word alignment",
-            capabilities=frozenset({"transcribe", "align"}),
         )
     )

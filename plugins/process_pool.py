@@ -68,5 +68,5 @@ class ProcessPoolJobExecutor(Executor):
 
 @hookimpl
 def register_executors(register):
-    register(ExecutorPlugin(name="process-pool", factory=ProcessPoolJobExecutor,
-                            description="run cells in N local worker processes (params: workers)"))
+    register(ExecutorPlugin.of(ProcessPoolJobExecutor,
+                               description="run cells in N local worker processes (params: workers)"))

@@ -45,9 +45,8 @@ class RandomMethod(SaliencyMethod):
 @hookimpl
 def register_methods(register):
     register(
-        MethodPlugin(
-            name="random",
-            factory=RandomMethod,
+        MethodPlugin.of(
+            RandomMethod,
             description="seeded uniform random map over the STFT grid (the floor of every leaderboard)",
         )
     )

@@ -228,6 +228,6 @@ def _describe(job: Any) -> str:
 
 @hookimpl
 def register_executors(register):
-    register(ExecutorPlugin(name="ray", factory=RayExecutor,
-                            description="run cells in Ray actors, one per model replica "
-                                        "(params: workers, address; needs `ssbm-bench[ray]`)"))
+    register(ExecutorPlugin.of(RayExecutor,
+                               description="run cells in Ray actors, one per model replica "
+                                           "(params: workers, address; needs `ssbm-bench[ray]`)"))

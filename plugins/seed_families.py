@@ -1,6 +1,7 @@
 """Seed families for ISA: one small speech classifier trained with K seeds.
 
-The ISA paper (references/isa-inter-seed-agreement.txt) asks whether models
+The ISA paper (Shen et al., "On the reliability of feature attribution
+methods for speech classification") asks whether models
 that differ only in their training seed explain their decisions alike. A
 family is the speechbrain recipe classifier (ssbm_bench_plugins.
 speechbrain_recipe: Fbank -> mean normalisation -> 1-D CNN -> mean pooling
@@ -42,7 +43,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ssbm_bench.cache import cache_root
+from ssbm_bench.cache_dir import cache_root
 from ssbm_bench.errors import InputError
 from ssbm_bench.hookspecs import hookimpl
 from ssbm_bench.metrics.agreement import family_agreement

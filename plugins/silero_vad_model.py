@@ -58,6 +58,7 @@ from ssbm_bench.errors import InputError
 from ssbm_bench.hookspecs import hookimpl
 from ssbm_bench.model import Capability, SpeechModel
 from ssbm_bench.records import ModelPlugin
+from ssbm_bench.types import validate_waveform
 
 CHUNK = 512  # samples per chunk at 16 kHz
 CONTEXT = 64  # samples of the previous chunk prefixed to each chunk
@@ -86,21 +87,6 @@ def _file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _as_waveform(x, name: str) -> np.ndarray:
-    """1-D, non-empty, finite float audio. Digital silence is allowed: it is
-    a legitimate input to a speech detector (and what occlusion produces)."""
-    a = np.asarray(x)
-    if a.ndim != 1:
-        raise InputError(f"{name}: expected a mono 1-D waveform, got shape {a.shape}")
-    if a.size == 0:
-        raise InputError(f"{name}: empty audio")
-    if not np.issubdtype(a.dtype, np.floating):
-        raise InputError(f"{name}: expected floating-point samples in [-1, 1], got dtype {a.dtype}")
-    if not np.all(np.isfinite(a)):
-        raise InputError(f"{name}: audio contains NaN or infinite samples")
-    return a.astype(np.float32, copy=False)
 
 
 class SileroVad(SpeechModel):
@@ -196,7 +182,8 @@ class SileroVad(SpeechModel):
         chunk probabilities of each excerpt."""
         import torch
 
-        xs = [_as_waveform(w, f"silero-vad input {i}") for i, w in enumerate(waveforms)]
+        xs = [validate_waveform(w, f"silero-vad input {i}", allow_silence=True)
+              for i, w in enumerate(waveforms)]
         if not xs:
             return np.zeros((0, 2))
         out = np.zeros((len(xs), 2))
@@ -235,13 +222,11 @@ class SileroVad(SpeechModel):
 @hookimpl
 def register_models(register):
     register(
-        ModelPlugin(
-            name="silero-vad",
-            factory=SileroVad,
+        ModelPlugin.of(
+            SileroVad,
             description=(
                 "silero-vad speech detector (TorchScript from its wheel): P(speech) of an excerpt = mean of its "
                 "32 ms chunk probabilities; differentiable"
             ),
-            capabilities=frozenset({"classify", "differentiable"}),
         )
     )

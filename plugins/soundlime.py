@@ -1,6 +1,7 @@
 """SoundLIME: `soundlime-temporal`, `soundlime-spectral`, `soundlime-tf`.
 
-SoundLIME (references/soundlime-content-types-stability.txt, sec. II) splits
+SoundLIME (the SoundLIME paper: Mishra et al., "Reliable Local Explanations
+for Machine Listening", sec. II) splits
 the input into N_c interpretable components along time, frequency or both,
 draws N_s random binary samples (which components stay "on"), replaces the
 "off" components with synthetic content (the cell's fill: zero, min_data,
@@ -32,8 +33,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ssbm_bench.attribution import AttributionMethod, MagnitudeSpace, check_positive_int
+from ssbm_bench.attribution import AttributionMethod, check_positive_int
 from ssbm_bench.errors import InputError
+from ssbm_bench.feature_spaces import MagnitudeSpace
 from ssbm_bench.hookspecs import hookimpl
 from ssbm_bench.records import MethodPlugin
 
@@ -156,12 +158,11 @@ class SoundLimeTf(SoundLime):
 
 @hookimpl
 def register_methods(register):
-    needs = frozenset({"differentiable"})
     for cls, what in ((SoundLimeTemporal, "N_c equal time segments"),
                       (SoundLimeSpectral, "N_c mel-equal frequency bands"),
                       (SoundLimeTf, "n_time x n_freq time-frequency blocks")):
-        register(MethodPlugin(
-            name=cls.name, factory=cls, requires=needs,
+        register(MethodPlugin.of(
+            cls,
             description=f"SoundLIME over {what}; N_s samples, off components replaced by the fill; "
                         "component weights and top-3 recorded",
         ))

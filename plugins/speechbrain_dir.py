@@ -42,8 +42,6 @@ directories you trust, as with speechbrain itself.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata as md
 import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -52,8 +50,9 @@ import numpy as np
 
 from ssbm_bench.errors import InputError
 from ssbm_bench.hookspecs import hookimpl
-from ssbm_bench.model import Capability, SpeechModel
+from ssbm_bench.model import Capability, SpeechModel, equal_length_batches, files_digest, weights_version
 from ssbm_bench.records import ModelPlugin
+from ssbm_bench.types import validate_waveform
 
 HPARAMS_FILE = "hyperparams.yaml"
 PARAMFILE_EXT = ".ckpt"
@@ -67,32 +66,6 @@ INTERFACES = {
 }
 
 _PRETRAINED_PATH = re.compile(r"^pretrained_path\s*:", re.MULTILINE)
-
-
-def _as_waveform(x, name: str) -> np.ndarray:
-    a = np.asarray(x)
-    if a.ndim != 1:
-        raise InputError(f"{name}: expected a mono 1-D waveform, got shape {a.shape}")
-    if a.size == 0:
-        raise InputError(f"{name}: empty audio")
-    if not np.issubdtype(a.dtype, np.floating):
-        raise InputError(f"{name}: expected floating-point samples in [-1, 1], got dtype {a.dtype}")
-    if not np.all(np.isfinite(a)):
-        raise InputError(f"{name}: audio contains NaN or infinite samples")
-    return a.astype(np.float32, copy=False)
-
-
-def files_digest(paths: Sequence[Path], root: Path) -> str:
-    """sha256 over (relative name, content) of each file, in name order."""
-    h = hashlib.sha256(b"ssbm-bench weights digest v1\n")
-    for p in sorted(paths, key=lambda q: str(q)):
-        name = str(p.relative_to(root)) if p.is_relative_to(root) else p.name
-        h.update(name.encode() + b"\n")
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        h.update(b"\n")
-    return h.hexdigest()
 
 
 def choose_interface(hparams: Mapping[str, Any]) -> str:
@@ -146,6 +119,9 @@ class SpeechBrainDirectory(SpeechModel):
     """A speechbrain ``from_hparams`` directory behind the SpeechModel interface."""
 
     name = "speechbrain-dir"
+    #: what a directory may offer; each instance narrows this to what its own directory does
+    capabilities = frozenset({Capability.CLASSIFY, Capability.DIFFERENTIABLE, Capability.TRANSCRIBE,
+                              Capability.EMBED})
 
     def __init__(self, path: str, interface: str = "auto", overrides: Mapping[str, Any] | None = None,
                  device: str = "cpu"):
@@ -175,15 +151,7 @@ class SpeechBrainDirectory(SpeechModel):
         if self.kind == "classifier":
             self.labels = self._labels()
             self.output_kind = self._probe_output()
-        versions = ", ".join(f"{p} {self._pkg(p)}" for p in ("speechbrain", "torch"))
-        self.version = f"{versions}, weights sha256 {self._weights_sha256[:12]}"
-
-    @staticmethod
-    def _pkg(name: str) -> str:
-        try:
-            return md.version(name)
-        except md.PackageNotFoundError:
-            return "unknown"
+        self.version = weights_version(("speechbrain", "torch"), self._weights_sha256)
 
     # --- loading ----------------------------------------------------------
     def _load(self, yaml_path: Path):
@@ -302,18 +270,13 @@ class SpeechBrainDirectory(SpeechModel):
     def classify(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         self.require(Capability.CLASSIFY, "classify")
         torch = self._torch
-        xs = [_as_waveform(w, f"speechbrain-dir input {i}") for i, w in enumerate(waveforms)]
+        xs = [validate_waveform(w, f"speechbrain-dir input {i}", allow_silence=True)
+              for i, w in enumerate(waveforms)]
         out = np.zeros((len(xs), len(self.labels)))
-        by_length: dict[int, list[int]] = {}
-        for i, x in enumerate(xs):
-            by_length.setdefault(len(x), []).append(i)
         with torch.no_grad():
-            for idx in by_length.values():
-                for start in range(0, len(idx), 16):
-                    part = idx[start : start + 16]
-                    batch = torch.from_numpy(np.stack([xs[i] for i in part]))
-                    probs = torch.softmax(self._logits(batch).double(), dim=1).cpu().numpy()
-                    out[part] = probs
+            for part in equal_length_batches(xs, 16):
+                batch = torch.from_numpy(np.stack([xs[i] for i in part]))
+                out[part] = torch.softmax(self._logits(batch).double(), dim=1).cpu().numpy()
         return out
 
     def class_logits(self, waveform):
@@ -387,7 +350,7 @@ class SpeechBrainDirectory(SpeechModel):
         out = []
         with torch.no_grad():
             for i, w in enumerate(waveforms):
-                x = torch.from_numpy(_as_waveform(w, f"speechbrain-dir input {i}"))[None]
+                x = torch.from_numpy(validate_waveform(w, f"speechbrain-dir input {i}", allow_silence=True))[None]
                 with self._seeded():
                     words, _tokens = self.interface.transcribe_batch(x, torch.ones(1))
                 text = words[0] if isinstance(words[0], str) else " ".join(map(str, words[0]))
@@ -411,13 +374,11 @@ class SpeechBrainDirectory(SpeechModel):
 @hookimpl
 def register_models(register):
     register(
-        ModelPlugin(
-            name="speechbrain-dir",
-            factory=SpeechBrainDirectory,
+        ModelPlugin.of(
+            SpeechBrainDirectory,
             description=(
                 "any speechbrain model directory (hyperparams.yaml + checkpoints, loaded offline): classifiers "
                 "classify (differentiable), ASR transcribes; parameter path"
             ),
-            capabilities=frozenset({"classify", "differentiable", "transcribe", "embed"}),
         )
     )

@@ -18,12 +18,10 @@ else its ``model_type``):
   handed to :func:`ssbm_bench_plugins.whisper.hf_directory.load_whisper_directory`.
 
 Everything loads with ``local_files_only=True``; the layout is checked
-first, so that a missing file is named (transformers' own error for an
-offline directory talks about the hub): ``config.json``, the weights
-(``model.safetensors``, a sharded ``model.safetensors.index.json`` or
-``pytorch_model.bin``), the feature extractor's settings
-(``preprocessor_config.json``, or inside ``processor_config.json`` as
-transformers 5 writes it) and, for CTC, the tokenizer (``vocab.json`` or
+first (:mod:`.hf_layout`, shared with the whisper plugin), so that a missing
+file is named: ``config.json``, the weights (``model.safetensors``,
+``pytorch_model.bin`` or a sharded index of either), the feature
+extractor's settings and, for CTC, the tokenizer (``vocab.json`` or
 ``tokenizer.json``).
 
 Gradients. The feature extractors work in numpy, so ``class_logits``
@@ -39,9 +37,6 @@ do not (yet) offer teacher-forced token scores.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata as md
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -49,27 +44,15 @@ import numpy as np
 
 from ssbm_bench.errors import InputError
 from ssbm_bench.hookspecs import hookimpl
-from ssbm_bench.model import Capability, SpeechModel
+from ssbm_bench.model import Capability, SpeechModel, equal_length_batches, files_digest, weights_version
 from ssbm_bench.records import ModelPlugin
+from ssbm_bench.types import validate_waveform
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
+from .hf_layout import read_config, require_feature_extractor, weight_files
+
 TOKENIZER_FILES = ("vocab.json", "tokenizer.json")
 #: extractors whose arithmetic we redo in torch (so the model is differentiable w.r.t. the waveform)
 TORCH_EXTRACTORS = ("Wav2Vec2FeatureExtractor", "ASTFeatureExtractor")
-
-
-def _as_waveform(x, name: str) -> np.ndarray:
-    a = np.asarray(x)
-    if a.ndim != 1:
-        raise InputError(f"{name}: expected a mono 1-D waveform, got shape {a.shape}")
-    if a.size == 0:
-        raise InputError(f"{name}: empty audio")
-    if not np.issubdtype(a.dtype, np.floating):
-        raise InputError(f"{name}: expected floating-point samples in [-1, 1], got dtype {a.dtype}")
-    if not np.all(np.isfinite(a)):
-        raise InputError(f"{name}: audio contains NaN or infinite samples")
-    return a.astype(np.float32, copy=False)
 
 
 def supported_architectures() -> dict[str, list[str]]:
@@ -84,19 +67,6 @@ def supported_architectures() -> dict[str, list[str]]:
         "audio-classification": sorted(set(MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES.values())),
         "whisper": ["WhisperForConditionalGeneration (via the whisper plugin)"],
     }
-
-
-def _read_config(root: Path) -> dict:
-    cfg = root / "config.json"
-    if not cfg.is_file():
-        raise InputError(f"transformers-dir {root}: missing config.json (was the model saved with save_pretrained?)")
-    try:
-        data = json.loads(cfg.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"transformers-dir {root}: config.json cannot be read ({exc})") from exc
-    if not isinstance(data, dict):
-        raise InputError(f"transformers-dir {root}: config.json is not a JSON object")
-    return data
 
 
 def model_kind(config: dict, root: Path) -> tuple[str, str | None]:
@@ -125,49 +95,13 @@ def model_kind(config: dict, root: Path) -> tuple[str, str | None]:
     raise InputError(f"transformers-dir {root}: unsupported model ({what} in config.json); supported: {listing}")
 
 
-def weight_files(root: Path) -> list[Path]:
-    found = [root / f for f in WEIGHT_FILES if (root / f).is_file()]
-    if not found:
-        raise InputError(f"transformers-dir {root}: missing the weights: none of {', '.join(WEIGHT_FILES)}")
-    for index in [f for f in found if f.name.endswith(".index.json")]:
-        try:
-            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"transformers-dir {root}: {index.name} cannot be read ({exc})") from exc
-        for shard in shards:
-            if not (root / shard).is_file():
-                raise InputError(f"transformers-dir {root}: missing {shard}, a weights shard {index.name} names")
-            found.append(root / shard)
-    return found
-
-
-def _has_feature_extractor(root: Path) -> bool:
-    if (root / "preprocessor_config.json").is_file():
-        return True
-    proc = root / "processor_config.json"
-    if not proc.is_file():
-        return False
-    try:
-        return "feature_extractor" in json.loads(proc.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-
-
-def files_digest(paths: Sequence[Path], root: Path) -> str:
-    h = hashlib.sha256(b"ssbm-bench weights digest v1\n")
-    for p in sorted(set(paths)):
-        h.update(str(p.relative_to(root)).encode() + b"\n")
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        h.update(b"\n")
-    return h.hexdigest()
-
-
 class TransformersDirectory(SpeechModel):
     """A CTC recogniser or an audio classifier from a ``save_pretrained`` directory."""
 
     name = "transformers-dir"
+    #: what a directory may offer (a Whisper directory goes to the whisper plugin); each instance narrows
+    #: this to what its own directory does
+    capabilities = frozenset({Capability.CLASSIFY, Capability.DIFFERENTIABLE, Capability.TRANSCRIBE})
 
     def __init__(self, path: str, device: str = "cpu", _checked: tuple | None = None):
         import torch
@@ -175,16 +109,15 @@ class TransformersDirectory(SpeechModel):
         self._torch = torch
         self.path = Path(path).expanduser()
         self.device = device
-        config = _read_config(self.path)
+        label = f"transformers-dir {self.path}"
+        config = read_config(self.path, label)
         kind, arch = _checked or model_kind(config, self.path)
         if kind == "whisper":
             raise InputError(f"transformers-dir {self.path}: a Whisper directory; load it with "
                              f"load_transformers_directory (it hands Whisper to the whisper plugin)")
         self.kind, self.architecture = kind, arch
-        files = weight_files(self.path)
-        if not _has_feature_extractor(self.path):
-            raise InputError(f"transformers-dir {self.path}: missing preprocessor_config.json (the feature "
-                             f"extractor's settings; save the processor or feature extractor with save_pretrained)")
+        files = weight_files(self.path, label)
+        require_feature_extractor(self.path, label)
         if kind == "ctc" and not any((self.path / f).is_file() for f in TOKENIZER_FILES):
             raise InputError(f"transformers-dir {self.path}: missing vocab.json (or tokenizer.json): a CTC model "
                              f"needs its tokenizer to turn labels into text")
@@ -226,15 +159,7 @@ class TransformersDirectory(SpeechModel):
             fe = self.feature_extractor
             hop, win = self.sample_rate // 100, self.sample_rate * 25 // 1000
             self.max_duration = ((fe.max_length - 1) * hop + win + hop - 1) / float(self.sample_rate)
-        pkgs = ", ".join(f"{p} {self._pkg(p)}" for p in ("transformers", "torch"))
-        self.version = f"{pkgs}, weights sha256 {self._weights_sha256[:12]}"
-
-    @staticmethod
-    def _pkg(name: str) -> str:
-        try:
-            return md.version(name)
-        except md.PackageNotFoundError:
-            return "unknown"
+        self.version = weights_version(("transformers", "torch"), self._weights_sha256)
 
     # --- features -----------------------------------------------------------
     def _features_numpy(self, waveforms: list[np.ndarray]):
@@ -272,25 +197,17 @@ class TransformersDirectory(SpeechModel):
         raise InputError(f"transformers-dir {self.path}: no differentiable version of {self.extractor_name}; "
                          f"differentiable extractors: {', '.join(TORCH_EXTRACTORS)}")
 
-    def _groups(self, xs: list[np.ndarray], size: int = 8):
-        """Indices of equal-length waveforms, in batches (no padding enters the model)."""
-        by_length: dict[int, list[int]] = {}
-        for i, x in enumerate(xs):
-            by_length.setdefault(len(x), []).append(i)
-        for idx in by_length.values():
-            for start in range(0, len(idx), size):
-                yield idx[start : start + size]
-
     # --- classifier -----------------------------------------------------------
     def classify(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         self.require(Capability.CLASSIFY, "classify")
         torch = self._torch
-        xs = [_as_waveform(w, f"transformers-dir input {i}") for i, w in enumerate(waveforms)]
+        xs = [validate_waveform(w, f"transformers-dir input {i}", allow_silence=True)
+              for i, w in enumerate(waveforms)]
         for i, x in enumerate(xs):
             self.check_duration(x, f"input {i}")
         out = np.zeros((len(xs), len(self.labels)))
         with torch.no_grad():
-            for part in self._groups(xs):
+            for part in equal_length_batches(xs, 8):
                 logits = self.model(**self._features_numpy([xs[i] for i in part])).logits
                 out[part] = torch.softmax(logits.double(), dim=-1).cpu().numpy()
         return out
@@ -324,10 +241,11 @@ class TransformersDirectory(SpeechModel):
     def transcribe(self, waveforms: Sequence[np.ndarray]) -> list[list[str]]:
         self.require(Capability.TRANSCRIBE, "transcribe")
         torch = self._torch
-        xs = [_as_waveform(w, f"transformers-dir input {i}") for i, w in enumerate(waveforms)]
+        xs = [validate_waveform(w, f"transformers-dir input {i}", allow_silence=True)
+              for i, w in enumerate(waveforms)]
         texts: list[str] = [""] * len(xs)
         with torch.no_grad():
-            for part in self._groups(xs):
+            for part in equal_length_batches(xs, 8):
                 logits = self.model(**self._features_numpy([xs[i] for i in part])).logits
                 for row, i in enumerate(part):
                     texts[i] = self.decode(self.greedy_ids(logits[row]))
@@ -353,7 +271,7 @@ def load_transformers_directory(path: str, device: str = "cpu", **whisper_params
     if not root.is_dir():
         raise InputError(f"transformers-dir: {root} is not a directory; expected a save_pretrained directory "
                          f"with config.json and the weights")
-    config = _read_config(root)
+    config = read_config(root, f"transformers-dir {root}")
     kind, arch = model_kind(config, root)
     if kind == "whisper":
         try:
@@ -371,14 +289,13 @@ def load_transformers_directory(path: str, device: str = "cpu", **whisper_params
 @hookimpl
 def register_models(register):
     register(
-        ModelPlugin(
-            name="transformers-dir",
+        ModelPlugin.of(
+            TransformersDirectory,
             factory=load_transformers_directory,
             description=(
                 "any transformers speech model saved with save_pretrained (local, offline): CTC ASR transcribes "
                 "(greedy), audio classifiers classify (differentiable for wav2vec2-style and AST extractors), "
                 "Whisper goes to the whisper plugin; parameter path"
             ),
-            capabilities=frozenset({"classify", "differentiable", "transcribe"}),
         )
     )

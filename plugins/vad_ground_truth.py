@@ -1,7 +1,7 @@
 """The `vad-ground-truth` corpus: excerpts where we know which segments hold speech.
 
-The SoundLIME paper's ground-truth test (references/soundlime-content-types-
-stability.txt, sec. 5) mixes a vocal and a non-vocal stem: an excerpt is cut
+The SoundLIME paper's ground-truth test (Mishra et al., "Reliable Local
+Explanations for Machine Listening", sec. V) mixes a vocal and a non-vocal stem: an excerpt is cut
 into 10 temporal segments, 3 chosen at random take the vocal stem's content,
 the other 7 keep the non-vocal stem's; a fill is then scored by how often
 SoundLIME's temporal top-3 for the "vocals present" prediction is exactly
@@ -145,8 +145,8 @@ def speech_segments(utt: Utterance) -> list[int]:
 
 @hookimpl
 def register_corpora(register):
-    register(CorpusPlugin(
-        name="vad-ground-truth", factory=VadGroundTruth,
+    register(CorpusPlugin.of(
+        VadGroundTruth,
         description="SoundLIME's ground-truth test: 1.6 s excerpts of 10 segments, 3 of synthetic speech and 7 "
                     "of chord / pink / brown noise (seeded; labels speech_segments); for silero-vad",
     ))

@@ -82,9 +82,8 @@ class WhiteNoiseFill(Fill):
 @hookimpl
 def register_fills(register):
     register(
-        FillPlugin(
-            name="white-noise",
-            factory=WhiteNoiseFill,
+        FillPlugin.of(
+            WhiteNoiseFill,
             description="white Gaussian noise at a level (dB re the clean RMS) added under the mask (SSBM)",
         )
     )

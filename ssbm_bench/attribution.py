@@ -13,12 +13,12 @@ captum call and its parameters:
   edit-distance alignment of the two (identity when they agree, which is
   the case for every utterance SSBM keeps). ``scope="transcript"`` asks for
   the SalASR score: the sum over all the transcript's tokens.
-* :class:`MagnitudeSpace`: the batched forward function captum calls,
-  (B, freq, frames) magnitudes -> (B,) scores, and the fill's content
-  converted into this space (captum's ``baselines``). ``feature =
-  "waveform"`` or ``"embedding"`` swaps in the spaces of
-  :mod:`ssbm_bench.feature_spaces` (the ISA paper's input types), which
-  bring their attributions back onto the STFT grid.
+* the feature space (:mod:`ssbm_bench.feature_spaces`, chosen by the
+  method's ``feature``): the batched forward function captum calls,
+  (B, *shape) features -> (B,) scores, and the fill's content converted
+  into the space (captum's ``baselines``); the STFT magnitude by default,
+  or the waveform or the model's embedding (the ISA paper's input types),
+  whose attributions come back onto the STFT grid.
 * :func:`finite_attribution`: NaN or infinite attributions raise
   :class:`AttributionError` naming the method, utterance and target, so the
   harness stores an error rather than a score.
@@ -37,8 +37,7 @@ import torch
 
 from .artifacts import artifact_key
 from .errors import InputError
-from .fill import Fill, FillContext
-from .frontend import StftFrontEnd
+from .feature_spaces import FEATURES, FeatureSpace, make_space
 from .method import SaliencyMethod
 from .model import Capability, ForcedTranscript, SpeechModel
 from .text import normalise_words
@@ -139,147 +138,6 @@ def resolve_target(request, scope: str = "word") -> ModelTarget:
     return ModelTarget(Target("word", j, ft.words[j]), ft, "word", ft.words[j], tuple(ft.tokens_of_word(j)))
 
 
-#: feature spaces (input types): over the STFT grid, the magnitude itself or
-#: its natural log; the waveform; the model's embedding (capability "embed").
-#: Maps always come back on the STFT grid (ssbm_bench.feature_spaces).
-STFT_FEATURES = ("magnitude", "log-magnitude")
-FEATURES = (*STFT_FEATURES, "waveform", "embedding")
-#: floor added before the log, so silence (magnitude 0) has a finite log
-LOG_EPS = 1e-6
-
-
-class MagnitudeSpace:
-    """The STFT magnitude of one utterance as captum's input space.
-
-    `forward(x)` maps a (B, freq, frames) batch of features to (B,) target
-    scores through ISTFT(magnitude, clean phase) and the model. Gradients
-    flow when `x` requires them; otherwise the model runs without autograd.
-    `evaluations` counts model calls (the cost of an explanation).
-
-    `feature = "log-magnitude"` attributes over x = ln(|X| + LOG_EPS) instead
-    (magnitude = exp(x) - LOG_EPS): what speech models read is a log
-    spectrogram, and a gradient w.r.t. the linear magnitude carries the log's
-    1/|X| factor, which ranks the quietest points highest (measured: deleting
-    the *bottom* of a linear-magnitude gradient map hurts Whisper and
-    silero-vad most). The gradient w.r.t. the log magnitude is
-    |X| dScore/d|X|, gradient times input. Both give maps on the same grid.
-    """
-
-    space_name = "stft"
-
-    def __init__(self, request, model_target: ModelTarget, feature: str = "magnitude"):
-        if feature not in STFT_FEATURES:
-            raise InputError(f"feature must be one of {', '.join(STFT_FEATURES)}, got {feature!r}")
-        self.request = request
-        self.model: SpeechModel = request.model
-        self.mt = model_target
-        self.feature = feature
-        self.front = StftFrontEnd(request.utterance.waveform, request.cfg)
-        self.evaluations = 0
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return tuple(self.front.magnitude.shape)  # type: ignore[return-value]
-
-    def to_feature(self, magnitude: torch.Tensor) -> torch.Tensor:
-        return torch.log(magnitude + LOG_EPS) if self.feature == "log-magnitude" else magnitude
-
-    def to_magnitude(self, x: torch.Tensor) -> torch.Tensor:
-        return (torch.exp(x) - LOG_EPS).clamp_min(0.0) if self.feature == "log-magnitude" else x
-
-    def inputs(self, requires_grad: bool = False) -> torch.Tensor:
-        x = self.to_feature(self.front.magnitude.detach().clone()).unsqueeze(0)
-        return x.requires_grad_(requires_grad)
-
-    def score(self, feature: torch.Tensor) -> torch.Tensor:
-        wave = self.front.waveform(self.to_magnitude(feature))
-        self.evaluations += 1
-        return self.model.target_score(wave, self.mt.target, self.mt.transcript)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 3:
-            raise InputError(f"expected a (batch, freq, frames) feature batch, got shape {tuple(x.shape)}")
-        with torch.set_grad_enabled(torch.is_grad_enabled() and x.requires_grad):
-            return torch.stack([self.score(x[b]).reshape(()) for b in range(x.shape[0])])
-
-    # --- baselines --------------------------------------------------------
-    def silence(self) -> torch.Tensor:
-        """Digital silence, converted into this space: |STFT(zeros)| (all zero; ln(LOG_EPS) in log space)."""
-        from .audio import stft
-
-        zeros = torch.zeros(self.front.n_samples, dtype=torch.float32)
-        return self.to_feature(stft(zeros, self.request.cfg).abs()).unsqueeze(0)
-
-    def fill_content(self, fill: Fill | None, seed: int) -> torch.Tensor:
-        """What `fill` puts where a region is fully occluded, in this space
-        (1, freq, frames): |fill(clean STFT, weight = 1)|. Random fills draw
-        from a generator seeded by `seed`, so the baseline is reproducible."""
-        if fill is None:
-            return self.silence()
-        clean = torch.polar(self.front.magnitude, self.front.phase)
-        utt = self.request.utterance
-        rms = float(np.sqrt(np.mean(np.square(utt.waveform, dtype=np.float64))))
-        ctx = FillContext(rng=np.random.default_rng(seed), cfg=self.request.cfg, n_samples=self.front.n_samples,
-                          level_db=float(self.request.noise_level_db or 0.0), reference_rms=rms)
-        out = fill.apply(clean, np.ones(self.shape), ctx)
-        return self.to_feature(out.abs().to(torch.float32).detach()).unsqueeze(0)
-
-
-    # --- masks and maps (the interface every feature space shares) -----------
-    def patch_mask(self, patch_freq: int, patch_frames: int) -> torch.Tensor:
-        """(1, freq, frames) ids of non-overlapping time-frequency patches."""
-        return patch_mask(*self.shape, patch_freq, patch_frames).unsqueeze(0)
-
-    def word_mask(self, words) -> torch.Tensor:
-        """(1, freq, frames) ids: each word's frames one feature, the rest one more."""
-        n_freq, n_frames = self.shape
-        spans = [self.request.cfg.frame_span(w.start, w.end, n_frames) for w in words]
-        return word_mask(n_freq, n_frames, spans).unsqueeze(0)
-
-    def to_stft(self, values: np.ndarray) -> np.ndarray:
-        return np.asarray(values, dtype=np.float64).reshape(self.shape)
-
-    def native(self, values: np.ndarray):
-        from .feature_spaces import NativeAttribution
-
-        return NativeAttribution(np.asarray(values, np.float64).reshape(self.shape).T,
-                                 self.request.cfg.hop / self.request.cfg.sample_rate, f"stft:{self.feature}")
-
-
-def word_mask(n_freq: int, n_frames: int, spans: list[tuple[int, int]]) -> torch.Tensor:
-    """(n_freq, n_frames) feature ids for word-aligned perturbation (the ISA
-    paper's sec. 3.3): every frame of word k (all frequencies) is feature k;
-    the frames outside every word are one more feature, so that they are
-    perturbed too but count as a single unit. Overlapping spans go to the
-    later word."""
-    cols = torch.full((n_frames,), len(spans), dtype=torch.long)
-    for k, (start, stop) in enumerate(spans):
-        cols[start:stop] = k
-    return cols[None, :].expand(n_freq, n_frames).clone()
-
-
-def patch_mask(n_freq: int, n_frames: int, patch_freq: int, patch_frames: int) -> torch.Tensor:
-    """(n_freq, n_frames) integer ids of non-overlapping patches, row-major
-    over (frequency band, time block); edge patches are smaller."""
-    import math
-
-    per_row = math.ceil(n_frames / patch_frames)
-    f = torch.arange(n_freq)[:, None] // patch_freq
-    t = torch.arange(n_frames)[None, :] // patch_frames
-    return (f * per_row + t).long()
-
-
-def make_space(request, model_target: ModelTarget, feature: str):
-    """The feature space an attribution method works in (see FEATURES)."""
-    from .feature_spaces import EmbeddingSpace, WaveformSpace
-
-    if feature == "waveform":
-        return WaveformSpace(request, model_target)
-    if feature == "embedding":
-        return EmbeddingSpace(request, model_target)
-    return MagnitudeSpace(request, model_target, feature)
-
-
 def finite_attribution(attr: torch.Tensor | np.ndarray, method: str, request,
                        shape: tuple[int, ...] | None = None) -> np.ndarray:
     """The attribution as a float64 array of the space's `shape` (default: a
@@ -358,8 +216,8 @@ class AttributionMethod(SaliencyMethod):
         return {"name": self.name, "version": self.version, **self.settings()}
 
     @abstractmethod
-    def attribute(self, space: MagnitudeSpace, request) -> tuple[torch.Tensor, dict]:
-        """captum's attribution over `space` (shape (1, freq, frames)) plus extra facts to record."""
+    def attribute(self, space: FeatureSpace, request) -> tuple[torch.Tensor, dict]:
+        """captum's attribution over `space` (shape (1, *space.shape)) plus extra facts to record."""
 
     def explain(self, request) -> SaliencyMap:
         t0 = time.perf_counter()

@@ -17,7 +17,7 @@ import io
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -139,3 +139,43 @@ def rows_to_csv(rows: Sequence[Any], fields: Sequence[str], extra_fields: Sequen
 def pct(x: Any) -> str:
     """A share as a whole percentage for a table: '—' for None."""
     return "—" if x is None else f"{100 * x:.0f}%"
+
+
+def group_cells(cells: Iterable[Any]) -> dict[tuple, list]:
+    """Cells by row identity (suite, its digest, corpus, its digest, model, method, fill), in first-seen order."""
+    groups: dict[tuple, list] = defaultdict(list)
+    for c in cells:
+        groups[(c.suite, c.suite_digest, c.corpus, c.corpus_digest, c.model, c.method, c.fill)].append(c)
+    return groups
+
+
+def outcome_counts(members: Sequence[Any]) -> dict:
+    """The counts every row reports besides its finished cells: skipped and failed ones."""
+    return {"skipped": sum(c.status == "skipped" for c in members), "errors": sum(c.status == "error" for c in members)}
+
+
+def failure_reasons(members: Sequence[Any]) -> list[str]:
+    """The distinct first lines of the reasons of the cells that did not finish."""
+    return sorted({(c.reason or "").splitlines()[0] for c in members if c.status != "ok" and c.reason})
+
+
+def by_table(rows: Iterable[Any], key: Callable[[Any], tuple]) -> dict[tuple, list]:
+    """Rows per table (`key`), in order of first appearance."""
+    tables: dict[tuple, list] = defaultdict(list)
+    for r in rows:
+        tables[key(r)].append(r)
+    return tables
+
+
+def unit_means(pairs: Iterable[tuple[str, float]]) -> dict[str, float]:
+    """{unit: mean of its values}: a row's score per utterance, for the paired test."""
+    per: dict[str, list[float]] = defaultdict(list)
+    for unit, value in pairs:
+        per[unit].append(value)
+    return {u: float(np.mean(v)) for u, v in per.items()}
+
+
+def reasons_note(rows: Sequence[Any], prefix: str = "", suffix: str = "") -> list[str]:
+    """Markdown lines under a table: the distinct skip and error reasons of its rows (none when there are none)."""
+    reasons = sorted({x for r in rows for x in r.skip_reasons})
+    return ["\n" + prefix + "; ".join(reasons) + suffix] if reasons else []

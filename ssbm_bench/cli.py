@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import SsbmBenchError
+from .harness.suite import DEFAULT_BOARD
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "leaderboards" / "suites"
 
@@ -55,8 +56,8 @@ def cmd_plugins(args) -> int:
                            for f in reg.failures]
         print(json.dumps(out, indent=2))
         return 0
-    titles = {"model": "models", "method": "saliency methods", "fill": "fills", "corpus": "corpora",
-              "executor": "executors", "family": "seed families"}
+    titles = {"board": "boards", "model": "models", "method": "saliency methods", "fill": "fills",
+              "corpus": "corpora", "executor": "executors", "family": "seed families"}
     for kind, title in titles.items():
         entries = reg.by_kind.get(kind, {})
         print(f"{title}:")
@@ -141,15 +142,21 @@ def run_summary_lines(s, db: str) -> list[str]:
 
 def cmd_leaderboard(args) -> int:
     from .harness.store import ResultStore
-    from .leaderboard import build_leaderboard, to_csv, to_json, to_markdown
+    from .leaderboard import build_leaderboard, render
+    from .plugins import get_registry
 
+    registry = get_registry()
+    known = registry.names("board")
+    if args.board not in known:
+        raise SsbmBenchError(f"--board {args.board!r}: no such board; installed boards: {', '.join(known)}")
     if not Path(args.db).is_file():
         raise SsbmBenchError(f"results store {args.db}: not found (run `ssbm-bench run SUITE --db {args.db}` first)")
     with ResultStore(args.db) as store:
-        rows = build_leaderboard(store, args.board)
+        rows = build_leaderboard(store, args.board, registry)
+        cells = list(store.cells(board=args.board)) if args.figures else []
     if args.suite:
         rows = [r for r in rows if r.suite == args.suite]
-    text = {"markdown": to_markdown, "csv": to_csv, "json": to_json}[args.format](rows)
+    text = render(rows, args.format, args.board, registry)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text)
@@ -157,17 +164,15 @@ def cmd_leaderboard(args) -> int:
     else:
         sys.stdout.write(text)
     if args.figures:
-        from .figures import write_isa_figures, write_stability_figures, write_store_figures
-
-        writer = {"isa": write_isa_figures, "stability": write_stability_figures}.get(args.board,
-                                                                                    write_store_figures)
-        paths = writer(args.db, args.figures, args.suite)
+        Path(args.figures).mkdir(parents=True, exist_ok=True)
+        paths = registry.board(args.board).figures(cells, Path(args.figures), args.suite)
         print(f"wrote {len(paths)} figure(s) to {args.figures}", file=sys.stderr if not args.out else sys.stdout)
     return 0
 
 
 def cmd_explain(args) -> int:
-    from .explain import SHORT, explain_word, find_utterance, find_word, parse_params, render, slug_of, write_wavs
+    from .word_explanation import SHORT, explain_word, find_utterance, find_word, parse_params, slug_of
+    from .word_figure import render, write_wavs
     from .audio import StftConfig
     from .harness.store import ResultStore
     from .harness.suite import PluginRef
@@ -277,18 +282,20 @@ def build_parser() -> argparse.ArgumentParser:
                                             "leaderboard publish; see `ssbm-bench leaderboard add --help`)")
     sl.add_argument("--db", required=True, help="SQLite results store written by `run`")
     sl.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
-    sl.add_argument("--board", choices=("ssbm", "deletion", "isa", "stability"), default="ssbm",
-                    help="ssbm (faithfulness), deletion (deletion by rank), isa (inter-seed agreement) or "
-                         "stability (explainer seeds and fills)")
+    sl.add_argument("--board", default=DEFAULT_BOARD,
+                    help="the board to rank (default ssbm); `ssbm-bench plugins` lists the installed boards: "
+                         "ssbm (faithfulness), deletion (deletion by rank), localisation (map inside the word), "
+                         "isa (inter-seed agreement), stability (explainer seeds and fills), and any a package adds")
     sl.add_argument("--suite", help="only rows of this suite")
     sl.add_argument("--out", help="write to this file instead of standard output")
     sl.add_argument("--figures", metavar="DIR",
-                    help="also write the SSBM paper's figures as PNG files to DIR, per suite, corpus, model and "
+                    help="also write the board's figures as PNG files to DIR. For ssbm, per suite, corpus, model and "
                          "fill: word accuracy against speech energy obscured, LeRF and MoRF (Fig. 6), and "
                          "ΔLeRF, ΔMoRF and SSBM against threshold per method (Fig. 7); with --board isa, the "
                          "ISA paper's box plots per family (per-pair ISA, shuffled baseline dashed); with "
                          "--board stability, U_n against N_s per fill and the ground-truth match (SoundLIME "
-                         "paper's Figs. 3/5)")
+                         "paper's Figs. 3/5); with --board localisation, each word's share of attribution on "
+                         "the word against the word's share of the utterance (the diagonal is chance)")
     sl.set_defaults(func=cmd_leaderboard)
 
     se = sub.add_parser(

@@ -36,9 +36,9 @@ def add_submit_parser(sub) -> None:
 
 
 def rows_summary(rows: dict) -> str:
-    """'2 ssbm and 4 stability rows' (every board the submission has rows of)."""
-    parts = [f"{len(v)} {b}" for b, v in rows.items() if v] or ["no"]
-    return (f"{', '.join(parts[:-1])} and {parts[-1]}" if len(parts) > 1 else parts[0]) + " rows"
+    """'1 ssbm row and 4 stability rows' (every board the submission has rows of)."""
+    parts = [f"{len(v)} {b} row{'' if len(v) == 1 else 's'}" for b, v in rows.items() if v] or ["no rows"]
+    return f"{', '.join(parts[:-1])} and {parts[-1]}" if len(parts) > 1 else parts[0]
 
 
 def cmd_submit(args) -> int:

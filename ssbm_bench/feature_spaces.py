@@ -1,11 +1,14 @@
-"""Input types for attribution: the waveform and a model's embedding.
+"""Feature spaces (input types): what an attribution method works over.
 
-The ISA paper asks which *input type* an attribution is computed over: the
-waveform, the spectrogram, or the model's embedding (the output of its fixed
-front end, the first representation every seed of a family shares). The
-spectrogram space is :class:`ssbm_bench.attribution.MagnitudeSpace`; this
-module adds the other two with the same interface, so that every captum
-method runs over any of them unchanged:
+The ISA paper (Shen et al., "On the reliability of feature attribution
+methods for speech classification") asks which *input type* an attribution is
+computed over: the waveform, the spectrogram, or the model's embedding (the
+output of its fixed front end, the first representation every seed of a
+family shares). Each is a :class:`FeatureSpace`, and all three live here:
+:class:`MagnitudeSpace` (the STFT magnitude, or its log), :class:`WaveformSpace`
+and :class:`EmbeddingSpace`. :func:`make_space` picks one by name
+(:data:`FEATURES`), so that every captum method runs over any of them
+unchanged. The protocol:
 
 * ``shape``, ``inputs()``, ``forward(x)`` (a batch of features -> scores),
   ``silence()`` and ``fill_content(fill, seed)`` (captum's baselines: digital
@@ -16,28 +19,15 @@ method runs over any of them unchanged:
   that SSBM and deletion score every input type with the same masks.
 * ``native(values)``: the attribution in its own space, with its time step,
   for ISA (which compares attributions where they were computed).
-
-How an attribution comes back to the STFT grid
-----------------------------------------------
-Waveform (samples): each STFT frame takes the Hann-window-weighted sum of
-the sample attributions under it (the same window as the analysis), and that
-frame total is shared among the frame's frequencies in proportion to the
-clean signal's power |X(f, k)|^2 there (evenly in a silent frame): a sample
-has no frequency, but the frequencies that carry its energy are where its
-attribution plausibly belongs. Ranks across frames follow the attribution;
-within a frame they follow the clean spectrum. Frame totals are preserved.
-
-Embedding (frames_e x dims): each STFT frame takes the embedding frame
-nearest in time. Where the model says what frequencies each dimension reads
-(mel filters), a bin takes the filter-weighted mean of the dimensions that
-cover it (the normalised transpose of the filterbank, as the energy
-method's mel back-projection); otherwise the frame's value is shared out by
-the clean power as for the waveform.
+(:mod:`ssbm_bench.feature_projections` says how an attribution comes back
+to the STFT grid.)
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -45,7 +35,21 @@ import torch
 from .audio import istft, stft
 from .errors import InputError
 from .fill import Fill, FillContext
+from .frontend import StftFrontEnd
+from .feature_projections import (embedding_to_stft, patch_mask, steps_in_words, time_blocks, waveform_to_stft,
+                                  word_mask)
 from .model import Capability, Embedding, SpeechModel
+
+if TYPE_CHECKING:
+    from .attribution import ModelTarget
+
+#: feature spaces (input types): over the STFT grid, the magnitude itself or
+#: its natural log; the waveform; the model's embedding (capability "embed").
+#: Maps always come back on the STFT grid.
+STFT_FEATURES = ("magnitude", "log-magnitude")
+FEATURES = (*STFT_FEATURES, "waveform", "embedding")
+#: floor added before the log, so silence (magnitude 0) has a finite log
+LOG_EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -86,91 +90,71 @@ class NativeAttribution:
         return spans
 
 
-# --- projections onto the STFT grid ----------------------------------------------------
-def share_by_power(frame_values: np.ndarray, clean_magnitude: np.ndarray) -> np.ndarray:
-    """(frames,) totals -> (freq, frames), shared by each frame's clean power (evenly if silent)."""
-    power = np.square(np.asarray(clean_magnitude, dtype=np.float64))
-    total = power.sum(axis=0, keepdims=True)
-    n_freq = power.shape[0]
-    share = np.where(total > 0, power / np.where(total > 0, total, 1.0), 1.0 / n_freq)
-    return share * np.asarray(frame_values, dtype=np.float64)[None, :]
+@runtime_checkable
+class FeatureSpace(Protocol):
+    """One utterance's features as captum's input space (see the module docstring).
+
+    `request` is the method's :class:`ssbm_bench.method.ExplainRequest`;
+    `evaluations` counts model calls (the cost of an explanation);
+    `space_name` is recorded with the map (``"stft"``, ``"waveform"``,
+    ``"embedding"``).
+    """
+
+    space_name: str
+    request: object
+    evaluations: int
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The features of one input (no batch axis)."""
+
+    def inputs(self, requires_grad: bool = False) -> torch.Tensor:
+        """The clean input, (1, *shape)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, *shape) features -> (B,) target scores; gradients flow when `x` requires them."""
+
+    def silence(self) -> torch.Tensor:
+        """Digital silence converted into the space, (1, *shape)."""
+
+    def fill_content(self, fill: Fill | None, seed: int) -> torch.Tensor:
+        """What `fill` puts where everything is occluded, in the space, (1, *shape)."""
+
+    def patch_mask(self, patch_freq: int, patch_frames: int) -> torch.Tensor:
+        """(1, *shape) ids of non-overlapping patches of `patch_frames` STFT hops (and `patch_freq` bins)."""
+
+    def word_mask(self, words) -> torch.Tensor:
+        """(1, *shape) ids: each word one feature, everything outside the words one more."""
+
+    def to_stft(self, values: np.ndarray) -> np.ndarray:
+        """An attribution of `shape` on the STFT grid (freq x frames)."""
+
+    def native(self, values: np.ndarray) -> NativeAttribution:
+        """An attribution of `shape` in its own space, for ISA."""
 
 
-def waveform_frame_sums(values: np.ndarray, cfg, n_frames: int) -> np.ndarray:
-    """Hann-weighted sum of sample attributions under each (centred) STFT frame."""
-    a = np.asarray(values, dtype=np.float64).reshape(-1)
-    half = cfg.n_fft // 2
-    padded = np.concatenate([np.zeros(half), a, np.zeros(cfg.n_fft + n_frames * cfg.hop)])
-    window = np.hanning(cfg.n_fft + 1)[:-1]  # periodic Hann, as the analysis window
-    windows = np.lib.stride_tricks.sliding_window_view(padded, cfg.n_fft)[::cfg.hop][:n_frames]
-    return windows @ window
-
-
-def waveform_to_stft(values: np.ndarray, clean_magnitude: np.ndarray, cfg) -> np.ndarray:
-    """A waveform attribution on the STFT grid (see the module docstring)."""
-    n_frames = clean_magnitude.shape[1]
-    return share_by_power(waveform_frame_sums(values, cfg, n_frames), clean_magnitude)
-
-
-def frequency_projection(weights: np.ndarray, bin_hz: np.ndarray, target_hz: np.ndarray) -> np.ndarray:
-    """(n_target_bins, dims): for each STFT bin, the normalised weights of the
-    embedding dimensions that read it (rows of zeros where none does).
-    `weights` (dims, n_bins) are given at frequencies `bin_hz`."""
-    w = np.asarray(weights, dtype=np.float64)
-    if w.ndim != 2 or w.shape[1] != len(bin_hz):
-        raise InputError(f"embedding frequency weights: expected (dims, {len(bin_hz)}) to match bin_hz, "
-                         f"got shape {w.shape}")
-    at = np.stack([np.interp(target_hz, bin_hz, row, left=0.0, right=0.0) for row in w], axis=1)
-    total = at.sum(axis=1, keepdims=True)
-    return np.where(total > 0, at / np.where(total > 0, total, 1.0), 0.0)
-
-
-def embedding_to_stft(values: np.ndarray, embedding: Embedding, clean_magnitude: np.ndarray, cfg) -> np.ndarray:
-    """An embedding attribution (frames_e, dims) on the STFT grid (see the module docstring)."""
-    a = np.asarray(values, dtype=np.float64)
-    n_freq, n_frames = clean_magnitude.shape
-    times = cfg.frame_times(n_frames)
-    nearest = np.clip(np.rint(times / embedding.hop_seconds).astype(int), 0, a.shape[0] - 1)
-    per_frame = a[nearest]  # (n_frames, dims)
-    if embedding.frequency_weights is None:
-        return share_by_power(per_frame.sum(axis=1), clean_magnitude)
-    proj = frequency_projection(embedding.frequency_weights, embedding.bin_hz, cfg.frequencies())
-    return proj @ per_frame.T
-
-
-def time_blocks(n_steps: int, steps_per_block: int) -> torch.Tensor:
-    return torch.arange(n_steps) // max(1, int(steps_per_block))
-
-
-def steps_in_words(n_steps: int, step_seconds: float, words, centred: bool = True) -> torch.Tensor:
-    """Feature ids per time step for word-aligned perturbation: word k's steps
-    are k, every step outside the words is one more id (len(words))."""
-    t = np.arange(n_steps) * step_seconds + (0.0 if centred else 0.5 * step_seconds)
-    ids = np.full(n_steps, len(words), dtype=np.int64)
-    for k, w in enumerate(words):
-        inside = (t >= w.start) & (t <= w.end)
-        if not inside.any():
-            inside[int(np.clip(np.argmin(np.abs(t - 0.5 * (w.start + w.end))), 0, n_steps - 1))] = True
-        ids[inside] = k
-    # captum wants ids 0..n-1 without gaps; a word without steps of its own would leave one
-    _, dense = np.unique(ids, return_inverse=True)
-    return torch.as_tensor(dense.reshape(-1), dtype=torch.long)
-
-
-class _SpaceBase:
-    """What the waveform and embedding spaces share with the magnitude space."""
+# --- the three spaces ----------------------------------------------------------------------
+class _SpaceBase(ABC):
+    """What every feature space shares: the request, the model's target, the
+    batched forward over :meth:`score`, and the fill's context."""
 
     space_name = "?"
 
-    def __init__(self, request, model_target):
+    def __init__(self, request, model_target: "ModelTarget"):
         self.request = request
         self.model: SpeechModel = request.model
         self.mt = model_target
         self.cfg = request.cfg
-        self.waveform = torch.as_tensor(np.asarray(request.utterance.waveform), dtype=torch.float32)
-        self.clean_spec = stft(self.waveform, self.cfg)
-        self.clean_magnitude = self.clean_spec.abs().double().numpy()
         self.evaluations = 0
+
+    @property
+    @abstractmethod
+    def shape(self) -> tuple[int, ...]:
+        """The features of one input (no batch axis)."""
+
+    @abstractmethod
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """The target score of one input of `shape`."""
 
     def score_waveform(self, wave: torch.Tensor) -> torch.Tensor:
         self.evaluations += 1
@@ -184,19 +168,106 @@ class _SpaceBase:
         with torch.set_grad_enabled(torch.is_grad_enabled() and x.requires_grad):
             return torch.stack([self.score(x[b]).reshape(()) for b in range(x.shape[0])])
 
+    def fill_context(self, seed: int) -> FillContext:
+        """The context a fill is applied in: random fills draw from a
+        generator seeded by `seed`, so the baseline is reproducible."""
+        wave = self.request.utterance.waveform
+        rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
+        return FillContext(rng=np.random.default_rng(seed), cfg=self.cfg, n_samples=len(wave),
+                           level_db=float(self.request.noise_level_db or 0.0), reference_rms=rms)
+
+
+class MagnitudeSpace(_SpaceBase):
+    """The STFT magnitude of one utterance as captum's input space.
+
+    `forward(x)` maps a (B, freq, frames) batch of features to (B,) target
+    scores through ISTFT(magnitude, clean phase) and the model
+    (:class:`ssbm_bench.frontend.StftFrontEnd`). Gradients flow when `x`
+    requires them; otherwise the model runs without autograd.
+
+    `feature = "log-magnitude"` attributes over x = ln(|X| + LOG_EPS) instead
+    (magnitude = exp(x) - LOG_EPS): what speech models read is a log
+    spectrogram, and a gradient w.r.t. the linear magnitude carries the log's
+    1/|X| factor, which ranks the quietest points highest (measured: deleting
+    the *bottom* of a linear-magnitude gradient map hurts Whisper and
+    silero-vad most). The gradient w.r.t. the log magnitude is
+    |X| dScore/d|X|, gradient times input. Both give maps on the same grid.
+    """
+
+    space_name = "stft"
+
+    def __init__(self, request, model_target: "ModelTarget", feature: str = "magnitude"):
+        if feature not in STFT_FEATURES:
+            raise InputError(f"feature must be one of {', '.join(STFT_FEATURES)}, got {feature!r}")
+        super().__init__(request, model_target)
+        self.feature = feature
+        self.front = StftFrontEnd(request.utterance.waveform, request.cfg)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.front.magnitude.shape)  # type: ignore[return-value]
+
+    def to_feature(self, magnitude: torch.Tensor) -> torch.Tensor:
+        return torch.log(magnitude + LOG_EPS) if self.feature == "log-magnitude" else magnitude
+
+    def to_magnitude(self, x: torch.Tensor) -> torch.Tensor:
+        return (torch.exp(x) - LOG_EPS).clamp_min(0.0) if self.feature == "log-magnitude" else x
+
+    def inputs(self, requires_grad: bool = False) -> torch.Tensor:
+        x = self.to_feature(self.front.magnitude.detach().clone()).unsqueeze(0)
+        return x.requires_grad_(requires_grad)
+
+    def score(self, feature: torch.Tensor) -> torch.Tensor:
+        return self.score_waveform(self.front.waveform(self.to_magnitude(feature)))
+
+    def silence(self) -> torch.Tensor:
+        """Digital silence, converted into this space: |STFT(zeros)| (all zero; ln(LOG_EPS) in log space)."""
+        zeros = torch.zeros(self.front.n_samples, dtype=torch.float32)
+        return self.to_feature(stft(zeros, self.cfg).abs()).unsqueeze(0)
+
+    def fill_content(self, fill: Fill | None, seed: int) -> torch.Tensor:
+        """|fill(clean STFT, weight = 1)| in this space (silence when no fill)."""
+        if fill is None:
+            return self.silence()
+        clean = torch.polar(self.front.magnitude, self.front.phase)
+        out = fill.apply(clean, np.ones(self.shape), self.fill_context(seed))
+        return self.to_feature(out.abs().to(torch.float32).detach()).unsqueeze(0)
+
+    def patch_mask(self, patch_freq: int, patch_frames: int) -> torch.Tensor:
+        return patch_mask(*self.shape, patch_freq, patch_frames).unsqueeze(0)
+
+    def word_mask(self, words) -> torch.Tensor:
+        n_freq, n_frames = self.shape
+        spans = [self.cfg.frame_span(w.start, w.end, n_frames) for w in words]
+        return word_mask(n_freq, n_frames, spans).unsqueeze(0)
+
+    def to_stft(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(values, dtype=np.float64).reshape(self.shape)
+
+    def native(self, values: np.ndarray) -> NativeAttribution:
+        return NativeAttribution(np.asarray(values, np.float64).reshape(self.shape).T,
+                                 self.cfg.hop / self.cfg.sample_rate, f"stft:{self.feature}")
+
+
+class _ProjectedSpace(_SpaceBase):
+    """A space whose attributions are projected onto the STFT grid by the
+    clean spectrum (the waveform and the embedding; see the module docstring)."""
+
+    def __init__(self, request, model_target: "ModelTarget"):
+        super().__init__(request, model_target)
+        self.waveform = torch.as_tensor(np.asarray(request.utterance.waveform), dtype=torch.float32)
+        self.clean_spec = stft(self.waveform, self.cfg)
+        self.clean_magnitude = self.clean_spec.abs().double().numpy()
+
     def fill_waveform(self, fill: Fill | None, seed: int) -> torch.Tensor:
         """The fill's content for a fully occluded utterance, as a waveform (silence when no fill)."""
         if fill is None:
             return torch.zeros_like(self.waveform)
-        utt = self.request.utterance
-        rms = float(np.sqrt(np.mean(np.square(utt.waveform, dtype=np.float64))))
-        ctx = FillContext(rng=np.random.default_rng(seed), cfg=self.cfg, n_samples=self.waveform.numel(),
-                          level_db=float(self.request.noise_level_db or 0.0), reference_rms=rms)
-        out = fill.apply(self.clean_spec, np.ones(tuple(self.clean_spec.shape)), ctx)
+        out = fill.apply(self.clean_spec, np.ones(tuple(self.clean_spec.shape)), self.fill_context(seed))
         return istft(torch.as_tensor(out).to(torch.complex64), self.waveform.numel(), self.cfg).detach()
 
 
-class WaveformSpace(_SpaceBase):
+class WaveformSpace(_ProjectedSpace):
     """The waveform samples as captum's input space (shape (samples,))."""
 
     space_name = "waveform"
@@ -233,7 +304,7 @@ class WaveformSpace(_SpaceBase):
                                  "waveform", frame_steps=self.cfg.hop)
 
 
-class EmbeddingSpace(_SpaceBase):
+class EmbeddingSpace(_ProjectedSpace):
     """The model's embedding (its fixed front end's output, (frames, dims))."""
 
     space_name = "embedding"
@@ -297,3 +368,12 @@ class EmbeddingSpace(_SpaceBase):
     def native(self, values: np.ndarray) -> NativeAttribution:
         return NativeAttribution(np.asarray(values, np.float64).reshape(self.shape), self.embedding.hop_seconds,
                                  f"embedding:{self.embedding.label}")
+
+
+def make_space(request, model_target: "ModelTarget", feature: str) -> FeatureSpace:
+    """The feature space an attribution method works in (see :data:`FEATURES`)."""
+    if feature == "waveform":
+        return WaveformSpace(request, model_target)
+    if feature == "embedding":
+        return EmbeddingSpace(request, model_target)
+    return MagnitudeSpace(request, model_target, feature)

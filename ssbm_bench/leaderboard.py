@@ -9,6 +9,7 @@ CSV and JSON, is the board's own business (ssbm_bench.board.Board).
 from __future__ import annotations
 
 from .harness.store import ResultStore
+from .harness.suite import DEFAULT_BOARD
 from .plugins import get_registry
 
 FORMATS = ("markdown", "csv", "json")
@@ -18,7 +19,7 @@ def board_names(registry=None) -> list[str]:
     return [b.name for b in (registry or get_registry()).boards()]
 
 
-def build_leaderboard(store: ResultStore, board: str = "ssbm", registry=None) -> list:
+def build_leaderboard(store: ResultStore, board: str = DEFAULT_BOARD, registry=None) -> list:
     """The board's rows from every cell of that board in the store (through each suite's latest plan)."""
     return (registry or get_registry()).board(board).rows(list(store.cells(board=board)))
 
@@ -27,7 +28,7 @@ def render(rows: list, fmt: str, board: str | None = None, registry=None) -> str
     """Rows in one of FORMATS, written by their board (the rows' own board unless `board` names one)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
-    name = board or (rows[0].board if rows else "ssbm")
+    name = board or (rows[0].board if rows else DEFAULT_BOARD)
     b = (registry or get_registry()).board(name)
     return {"markdown": b.to_markdown, "csv": b.to_csv, "json": b.to_json}[fmt](rows)
 

@@ -4,13 +4,16 @@ A method explains one target (a word of the transcript, or a class) of one
 utterance for one model, returning a :class:`SaliencyMap` on the STFT grid.
 It declares the model capabilities it needs, so that the harness can skip
 (with a stored reason) rather than crash, and how SSBM should threshold its
-maps (`SaliencyMap.kind`).
+maps (`SaliencyMap.kind`). A method whose maps come from noisy mixtures it
+can regenerate (bubble noise) declares the optional protocol
+:class:`ShowsMixtures`, so that ``ssbm-bench explain`` can show them.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -57,3 +60,21 @@ class SaliencyMethod(ABC):
 
     def describe(self) -> dict:
         return {"name": self.name, "version": self.version}
+
+
+@runtime_checkable
+class ShowsMixtures(Protocol):
+    """Optional protocol of a method whose maps come from noisy mixtures it
+    can regenerate (bubble noise); ``ssbm-bench explain`` draws and plays a
+    few of them. Declare it as a base class
+    (``class MyMethod(SaliencyMethod, ShowsMixtures)``)."""
+
+    #: how many analysis mixtures one map is made from (indices 0 .. n_mixtures - 1)
+    n_mixtures: int
+
+    @abstractmethod
+    def mixtures_for(self, request: ExplainRequest, smap: SaliencyMap, indices: Sequence[int]) -> list[dict]:
+        """For each index j of the mixtures behind `smap` (the map ``explain(request)`` returned):
+        ``index``, ``waveform`` (float32), ``audibility`` (freq x frames, in [0, 1]), and from the
+        method's stored results ``hypothesis`` (normalised words) and ``recognised`` (whether the
+        target was recognised), each None when nothing is stored."""

@@ -24,10 +24,14 @@ need and skip (with a stored reason) what a model cannot do.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata as md
+import os
 from abc import ABC
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Sequence
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -198,3 +202,49 @@ class SpeechModel(ABC):
 
                 raise InputError(f"model {self.name!r}: {what} is {dur:.2f} s long; it accepts at most "
                                  f"{self.max_duration:g} s (split the audio, or use a corpus of shorter utterances)")
+
+
+def files_digest(paths: Iterable[str | os.PathLike], root: str | os.PathLike) -> str:
+    """The identity of a model's files (its ``weights_sha256``): SHA-256 over
+    each file's name and content.
+
+    Each path counts once, in the order of the paths as text; a file is named
+    by its path relative to `root`, or by its base name when it lies outside
+    `root` (a checkpoint that a model description points to elsewhere). The
+    digest enters stored results, so this must not change: a model adapter
+    hands it the same files in any order and gets the same digest.
+    """
+    root = Path(root)
+    h = hashlib.sha256(b"ssbm-bench weights digest v1\n")
+    for p in sorted({Path(q) for q in paths}, key=str):
+        name = str(p.relative_to(root)) if p.is_relative_to(root) else p.name
+        h.update(name.encode() + b"\n")
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def installed_version(distribution: str) -> str:
+    """The installed version of `distribution`, or "unknown"."""
+    try:
+        return md.version(distribution)
+    except md.PackageNotFoundError:
+        return "unknown"
+
+
+def weights_version(packages: Sequence[str], weights_sha256: str) -> str:
+    """A directory model's ``version``: the packages that run it and its weights, e.g.
+    ``"transformers 4.57.1, torch 2.11.0, weights sha256 0123456789ab"`` (part of every result's key)."""
+    return ", ".join(f"{p} {installed_version(p)}" for p in packages) + f", weights sha256 {weights_sha256[:12]}"
+
+
+def equal_length_batches(waveforms: Sequence[np.ndarray], size: int) -> Iterator[list[int]]:
+    """Indices of equal-length waveforms, in batches of at most `size`, so that no padding enters the model."""
+    by_length: dict[int, list[int]] = {}
+    for i, x in enumerate(waveforms):
+        by_length.setdefault(len(x), []).append(i)
+    for idx in by_length.values():
+        for start in range(0, len(idx), size):
+            yield idx[start : start + size]

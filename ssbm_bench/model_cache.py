@@ -27,7 +27,7 @@ Two layers: memory (per process, bounded), and the run's results store
 writes the store: a cache collects its new entries as *pending*, the harness
 drains them after each cell and sends them back with the cell's result
 (executors in other processes read the store read-only, see
-:class:`ssbm_bench.harness.store.ReadOnlyStore`), and the writer stores them.
+:class:`ReadOnlyStore`), and the writer stores them.
 
 A model whose output for an input depends on the rest of its batch, or on
 anything ``describe()`` does not name (weights!), would be served stale
@@ -48,6 +48,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import InputError, SuiteError
+from .model_outputs_table import ReadOnlyStore
 from .model import ForcedTranscript
 
 #: the calls answered from the cache
@@ -179,8 +180,6 @@ class ModelOutputCache:
             if backend is not None:
                 self.backend = backend
             elif settings.enabled and settings.store_path and settings.store_path != ":memory:":
-                from .harness.store import ReadOnlyStore
-
                 self.backend = ReadOnlyStore(settings.store_path)
             self.configured = True
             self.collect = True

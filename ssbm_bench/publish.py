@@ -28,9 +28,6 @@ from pathlib import Path
 from .plugins import get_registry
 from .statistics import ALPHA, EXACT_UP_TO, paired_test, smallest_p
 
-#: the paired test (kept under its old name for callers)
-paired_sign_flip = paired_test
-
 
 # --- gathering rows ----------------------------------------------------------
 

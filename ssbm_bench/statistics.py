@@ -66,6 +66,24 @@ def bootstrap_ci(sample: np.ndarray, statistic: Callable = np.mean, samples: int
     return _quantiles(res.bootstrap_distribution, confidence)
 
 
+def cluster_draws(clusters: Sequence[str], samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The resamples of a cluster bootstrap: (draws, groups).
+
+    ``draws`` is (samples, clusters): how often each cluster (in sorted
+    order of its name) is drawn in each resample (multinomial, n draws of n
+    clusters); ``groups[i]`` is item i's cluster index, so ``draws[:, groups]``
+    weighs every item by its cluster's count. Any statistic of weighted items
+    (a ratio of weighted sums, a best threshold, a pooled score) is then
+    bootstrapped over clusters with the same draws as the boards use."""
+    names = sorted(set(clusters))
+    index = {u: i for i, u in enumerate(names)}
+    groups = np.array([index[u] for u in clusters], dtype=int)
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(len(names), np.full(len(names), 1.0 / len(names)), size=samples).astype(float)
+    return draws, groups
+
+
 def cluster_bootstrap_ci(values: np.ndarray, clusters: Sequence[str], reduce: Callable | None = None,
                          samples: int = BOOTSTRAP_SAMPLES, confidence: float = CONFIDENCE,
                          seed: int = 0) -> tuple[float, float]:
@@ -83,13 +101,10 @@ def cluster_bootstrap_ci(values: np.ndarray, clusters: Sequence[str], reduce: Ca
         point = values.mean(axis=0)
         v = float(reduce(point) if reduce is not None else point)
         return v, v
-    index = {u: i for i, u in enumerate(names)}
-    groups = np.array([index[u] for u in clusters])
+    draws, groups = cluster_draws(clusters, samples, seed)
     sums = np.zeros((len(names), *values.shape[1:]))
     np.add.at(sums, groups, values)
     counts = np.bincount(groups, minlength=len(names)).astype(float)
-    rng = np.random.default_rng(seed)
-    draws = rng.multinomial(len(names), np.full(len(names), 1.0 / len(names)), size=samples).astype(float)
     totals = draws @ counts
     means = (draws @ sums) / (totals[:, None] if values.ndim > 1 else totals)
     stat = reduce(means, axis=1) if reduce is not None else means

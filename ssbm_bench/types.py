@@ -36,19 +36,29 @@ class Word:
         return {"text": self.text, "start": round(self.start, 6), "end": round(self.end, 6)}
 
 
-def validate_waveform(waveform: Any, name: str) -> np.ndarray:
-    """Return a float32 mono waveform or raise naming `name` and the problem."""
+def validate_waveform(waveform: Any, name: str, *, allow_silence: bool = False) -> np.ndarray:
+    """The one check of audio samples: a float32 mono waveform, or InputError.
+
+    The error starts with `name` (the utterance, file or model input the
+    samples belong to) and says what was expected: a 1-D array, at least one
+    sample, floating-point samples in [-1, 1], every sample finite, and
+    (unless `allow_silence`) not digital silence. A model that must accept
+    silence (a speech detector; what occlusion produces) passes
+    ``allow_silence=True``; a corpus utterance never may be silent.
+    """
     x = np.asarray(waveform)
     if x.ndim != 1:
         raise InputError(f"{name}: expected a mono 1-D waveform, got shape {x.shape}")
     if x.size == 0:
-        raise InputError(f"{name}: empty audio")
+        raise InputError(f"{name}: empty audio (expected at least one sample)")
     if not np.issubdtype(x.dtype, np.floating):
         raise InputError(f"{name}: expected floating-point samples in [-1, 1], got dtype {x.dtype}")
-    if not np.all(np.isfinite(x)):
-        raise InputError(f"{name}: audio contains NaN or infinite samples")
-    if float(np.max(np.abs(x))) == 0.0:
-        raise InputError(f"{name}: audio is digital silence")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        raise InputError(f"{name}: audio contains NaN or infinite samples ({int(bad.sum())} of {x.size}; "
+                         f"expected finite samples)")
+    if not allow_silence and float(np.max(np.abs(x))) == 0.0:
+        raise InputError(f"{name}: audio is digital silence (every sample is 0; expected sound)")
     return x.astype(np.float32, copy=False)
 
 

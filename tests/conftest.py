@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from ssbm_bench.cache_dir import CACHE_ENV
 from ssbm_bench.plugins import reset_registry
 
 # Property tests check invariants, not speed: a per-example deadline would
@@ -80,3 +81,13 @@ def fake_distribution(tmp_path, monkeypatch):
     for mod in created_modules:
         sys.modules.pop(mod, None)
     reset_registry()
+
+
+@pytest.fixture(scope="module")
+def private_cache(tmp_path_factory):
+    """The module's own cache directory ($SSBM_BENCH_CACHE): what is cached (alignments,
+    converted models) is really computed, not read from the user's cache."""
+    path = tmp_path_factory.mktemp("ssbm-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CACHE_ENV, str(path))
+        yield path

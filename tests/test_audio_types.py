@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ssbm_bench.audio import StftConfig, istft, load_audio, stft
 from ssbm_bench.errors import InputError
-from ssbm_bench.types import SaliencyMap, Utterance, Word
+from ssbm_bench.types import SaliencyMap, Utterance, Word, validate_waveform
 
 
 def test_default_grid_is_the_papers():
@@ -87,6 +87,18 @@ def test_utterance_rejects_bad_audio(wave, expected):
     with pytest.raises(InputError, match=expected) as err:
         Utterance("u1", wave, 16000, (Word("a", 0.0, 0.0),))
     assert "'u1'" in str(err.value)
+
+
+def test_one_waveform_check_names_the_input_and_may_allow_silence():
+    silence = np.zeros(160, dtype=np.float64)
+    with pytest.raises(InputError, match=r"^model input 3: audio is digital silence .*expected sound"):
+        validate_waveform(silence, "model input 3")
+    out = validate_waveform(silence, "model input 3", allow_silence=True)  # a speech detector's legitimate input
+    assert out.dtype == np.float32 and out.shape == (160,)
+    with pytest.raises(InputError, match=r"^x: audio contains NaN or infinite samples \(1 of 2; expected finite"):
+        validate_waveform(np.array([0.1, np.inf]), "x", allow_silence=True)
+    with pytest.raises(InputError, match=r"^x: empty audio \(expected at least one sample\)"):
+        validate_waveform(np.zeros(0, np.float32), "x", allow_silence=True)
 
 
 def test_utterance_rejects_words_after_the_audio():

@@ -19,8 +19,8 @@ from ssbm_bench.method import ExplainRequest
 from ssbm_bench.model import Capability, SpeechModel
 from ssbm_bench.plugins import build_registry
 from ssbm_bench.types import Target, Utterance, Word
-from ssbm_bench_plugins.bubble import BubbleMethod
-from ssbm_bench_plugins.bubble_noise import BubbleMixer, BubbleSettings, erb_rate, speech_profile
+from ssbm_bench_plugins.bubble.method import BubbleMethod
+from ssbm_bench_plugins.bubble.mixer import BubbleMixer, BubbleSettings, erb_rate, speech_profile
 
 CFG = StftConfig()
 SR = CFG.sample_rate

@@ -172,7 +172,7 @@ def test_harness_stores_nan_attributions_as_an_error(tmp_path):
 
 
 def test_log_magnitude_gradient_is_gradient_times_input(registry):
-    from ssbm_bench.attribution import LOG_EPS
+    from ssbm_bench.feature_spaces import LOG_EPS
 
     lin = registry.create("method", "saliency", sign="signed").explain(request()).values
     log = registry.create("method", "saliency", sign="signed", feature="log-magnitude").explain(request())

@@ -15,9 +15,9 @@ def test_run_submit_add_verify_publish(tmp_path):
     cli("run", str(suite), "--db", str(db), "--no-progress")
 
     out = cli("submit", "--db", str(db), "--out", str(tmp_path / "sub.json"), "--submitter", "e2e")
-    assert "1 cells on 1 corpus(es), 1 SSBM, 0 deletion, 0 ISA and 0 stability rows" in out.stdout
+    assert "1 cells on 1 corpus(es), 1 ssbm row" in out.stdout
     doc = json.loads((tmp_path / "sub.json").read_text())
-    assert doc["schema"] == "ssbm-bench-submission" and doc["schema_version"] == 2
+    assert doc["schema"] == "ssbm-bench-submission" and doc["schema_version"] == 3
     assert [e["label"] for e in doc["corpora"]] == ["synthetic"] and doc["cells"][0]["corpus"] == "synthetic"
     assert doc["cells"][0]["raw"]["thresholds"][0]["lerf"]["hyp"]  # raw outputs travel, enough to re-score
 

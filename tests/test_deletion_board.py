@@ -76,7 +76,7 @@ def test_formats(store):
 
 def test_ssbm_board_ignores_deletion_rows(store):
     assert build_leaderboard(store, "ssbm") == []
-    with pytest.raises(SsbmBenchError, match="unknown board 'sparkle'; known boards: deletion, isa, ssbm"):
+    with pytest.raises(SsbmBenchError, match="unknown board 'sparkle'; known boards: deletion, isa, localisation, ssbm, stability"):
         build_leaderboard(store, "sparkle")
 
 

@@ -20,9 +20,9 @@ from hypothesis.extra.numpy import arrays
 from ssbm_bench.attribution import resolve_target
 from ssbm_bench.audio import StftConfig
 from ssbm_bench.errors import InputError, SsbmBenchError
-from ssbm_bench.feature_spaces import (FeatureSpace, NativeAttribution, embedding_to_stft, frequency_projection,
-                                       make_space, share_by_power, steps_in_words, waveform_frame_sums,
-                                       waveform_to_stft)
+from ssbm_bench.feature_projections import (embedding_to_stft, frequency_projection, share_by_power, steps_in_words,
+                                           waveform_frame_sums, waveform_to_stft)
+from ssbm_bench.feature_spaces import FeatureSpace, NativeAttribution, make_space
 from ssbm_bench.method import ExplainRequest
 from ssbm_bench.model import Capability, Embedding, SpeechModel
 from ssbm_bench.plugins import build_registry

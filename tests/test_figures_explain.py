@@ -22,15 +22,16 @@ from e2e_helpers import RECOGNISED, cli
 from ssbm_bench.audio import StftConfig
 from ssbm_bench.cli import main
 from ssbm_bench.errors import InputError
-from ssbm_bench.explain import (DEFAULT_THRESHOLDS, explain_word, find_word, n_rows, parse_params, render,
-                                write_wavs)
-from ssbm_bench.figures import binned_accuracy, collect, slug, write_figures
-from ssbm_bench.harness.ssbm_cell import mixture_waveforms, stable_seed
+from ssbm_bench.figures import slug
+from ssbm_bench_plugins.boards.ssbm_figures import binned_accuracy, collect, write_figures
+from ssbm_bench.mixtures import mixture_waveforms, stable_seed
 from ssbm_bench.harness.store import CellRow
 from ssbm_bench.harness.suite import PluginRef
 from ssbm_bench.metrics.ssbm import noise_mask
 from ssbm_bench.types import Target
-from ssbm_bench_plugins.bubble import BubbleMethod
+from ssbm_bench.word_explanation import DEFAULT_THRESHOLDS, explain_word, find_word, parse_params
+from ssbm_bench.word_figure import n_rows, render, write_wavs
+from ssbm_bench_plugins.bubble.method import BubbleMethod
 from ssbm_bench_plugins.white_noise import WhiteNoiseFill
 
 CFG = StftConfig()

@@ -114,7 +114,8 @@ def test_isa_suite_runs_through_the_cli(tmp_path):
 
 
 def test_word_aligned_feature_mask():
-    from ssbm_bench_plugins.captum_perturbation import FeatureAblationMethod, word_mask
+    from ssbm_bench.feature_projections import word_mask
+    from ssbm_bench_plugins.captum_perturbation import FeatureAblationMethod
 
     # words on frames [1, 3) and [4, 6); the rest (frames 0, 3, 6, 7) is one more feature
     assert word_mask(3, 8, [(1, 3), (4, 6)])[0].tolist() == [2, 0, 0, 2, 1, 1, 2, 2]

@@ -13,6 +13,7 @@ import shutil
 import numpy as np
 import pytest
 
+from ssbm_bench.cache_dir import CACHE_ENV
 from ssbm_bench.cli import main
 from ssbm_bench.errors import InputError
 from ssbm_bench.plugins import get_registry
@@ -58,16 +59,7 @@ SHIPPED_0930 = [("he", 0.21, 0.38), ("might", 0.38, 0.64), ("even", 0.64, 0.92),
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """Alignments go to a private cache (and are really computed, not read from the user's cache)."""
-    path = tmp_path_factory.mktemp("cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(folder_corpus.CACHE_ENV, str(path))
-        yield path
-
-
-@pytest.fixture(scope="module")
-def corpus(cache):
+def corpus(private_cache):
     return LibrivoxCorpus()
 
 
@@ -121,7 +113,7 @@ def test_words_lie_inside_the_audio_and_over_the_speech(utterances):
 def test_digest_is_stable_across_loads_with_alignment_recomputed(corpus, tmp_path, monkeypatch):
     first = corpus.digest()
     assert len(first) == 64
-    monkeypatch.setenv(folder_corpus.CACHE_ENV, str(tmp_path / "fresh"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "fresh"))
     monkeypatch.setattr(folder_corpus, "_MEMORY", {})  # nothing remembered: align everything again
     again = LibrivoxCorpus()
     assert again.digest() == first
@@ -131,7 +123,7 @@ def test_digest_is_stable_across_loads_with_alignment_recomputed(corpus, tmp_pat
     assert LibrivoxCorpus(subset="librivox").ids() == LIBRIVOX_IDS
 
 
-def test_shipped_times_are_used_and_agree_with_forced_alignment(tmp_path, utterances, cache):
+def test_shipped_times_are_used_and_agree_with_forced_alignment(tmp_path, utterances, private_cache):
     """A copy with the sdist's timing files: .json first, then test-align.matchseg, else forced alignment."""
     data = tmp_path / "test" / "data"
     shutil.copytree(DEFAULT_PATH / "librivox", data / "librivox")

@@ -28,9 +28,10 @@ import torch  # noqa: E402
 
 from ssbm_bench.errors import CapabilityMissing, InputError  # noqa: E402
 from ssbm_bench.frontend import StftFrontEnd, score_from_magnitude  # noqa: E402
-from ssbm_bench.model import Capability  # noqa: E402
+from ssbm_bench.model import Capability, files_digest  # noqa: E402
 from ssbm_bench.plugins import build_registry  # noqa: E402
 from ssbm_bench.types import Target  # noqa: E402
+from ssbm_bench_plugins.hf_layout import weight_files  # noqa: E402
 from ssbm_bench_plugins.speechbrain_dir import SpeechBrainDirectory  # noqa: E402
 from ssbm_bench_plugins.speechbrain_recipe import LOADABLES, predict_log_probs, train_classifier  # noqa: E402
 from ssbm_bench_plugins.synthetic import SyntheticCorpus  # noqa: E402
@@ -418,3 +419,31 @@ def test_whisper_parameters_are_refused_for_other_models(ctc_dir):
     root, _, _ = ctc_dir
     with pytest.raises(InputError, match="Whisper directories only"):
         load_transformers_directory(str(root), language="en")
+
+
+def test_files_digest_names_each_file_once_in_any_order(tmp_path):
+    """The weights digest enters stored results: the pinned value (from the implementation it replaced) must
+    not change."""
+    root = tmp_path / "model"
+    root.mkdir()
+    (root / "config.json").write_text("{}")
+    (root / "model.safetensors").write_bytes(b"weights")
+    outside = tmp_path / "elsewhere" / "label_encoder.txt"  # named by its base name
+    outside.parent.mkdir()
+    outside.write_text("a => 0")
+    files = [root / "model.safetensors", root / "config.json", outside]
+    digest = files_digest(files, root)
+    assert digest == files_digest([*reversed(files), files[0]], root)
+    assert digest == "b7fb584eee70844287e4b0792ad539db4bfd2ff64687e9fbb1cfd733d6867d78"
+
+
+def test_sharded_weights_are_found_through_their_index(tmp_path):
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(
+        {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
+    (tmp_path / "model-00001-of-00002.safetensors").write_bytes(b"1")
+    with pytest.raises(InputError, match="label: missing model-00002-of-00002.safetensors, a weights shard"):
+        weight_files(tmp_path, "label")
+    (tmp_path / "model-00002-of-00002.safetensors").write_bytes(b"2")
+    assert [p.name for p in weight_files(tmp_path, "label")] == [
+        "model.safetensors.index.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+

@@ -20,7 +20,8 @@ import torch
 from ssbm_bench.errors import InputError, SuiteError
 from ssbm_bench.harness.store import comparable_raw
 from ssbm_bench.harness.recompute import reason_lines, recompute_reasons
-from ssbm_bench.harness.store import ReadOnlyStore, ResultStore
+from ssbm_bench.harness.store import ResultStore
+from ssbm_bench.model_outputs_table import ReadOnlyStore
 from ssbm_bench.harness.suite import parse_suite
 from ssbm_bench.model import Capability, ForcedTranscript, SpeechModel
 from ssbm_bench.model_cache import CachedModel, ModelCacheSettings, ModelOutputCache, summarise, unwrap

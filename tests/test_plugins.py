@@ -93,3 +93,32 @@ def test_unknown_name_lists_known_ones():
         reg.get("method", "enrgy")
     msg = str(err.value)
     assert "unknown method 'enrgy'" in msg and "energy" in msg and "random" in msg
+
+
+def test_records_read_what_the_class_declares():
+    from ssbm_bench.method import SaliencyMethod
+    from ssbm_bench.model import Capability, SpeechModel
+    from ssbm_bench.records import MethodPlugin, ModelPlugin
+
+    class Needy(SaliencyMethod):
+        name = "needy"
+        requires = frozenset({Capability.DIFFERENTIABLE, "transcribe"})
+
+        def explain(self, request):
+            raise NotImplementedError
+
+    class Listener(SpeechModel):
+        name = "listener"
+        capabilities = frozenset({Capability.TRANSCRIBE, Capability.ALIGN})
+
+    rec = MethodPlugin.of(Needy, description="d")
+    assert (rec.name, rec.factory, rec.requires) == ("needy", Needy, frozenset({"differentiable", "transcribe"}))
+    assert all(type(c) is str for c in rec.requires)  # plain strings, as `ssbm-bench plugins` prints them
+    model = ModelPlugin.of(Listener, description="d", name="listener-2", factory=dict)
+    assert (model.name, model.factory, model.capabilities) == ("listener-2", dict, frozenset({"transcribe", "align"}))
+
+    class Unnamed(Listener):  # inherits a name: a second plugin of one class must be named on purpose
+        pass
+
+    with pytest.raises(TypeError, match="declares no `name`"):
+        ModelPlugin.of(Unnamed, description="d")

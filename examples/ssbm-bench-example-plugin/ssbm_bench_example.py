@@ -37,5 +37,6 @@ class WordSpanMethod(SaliencyMethod):
 
 @hookimpl
 def register_methods(register):
-    register(MethodPlugin(name="word-span", factory=WordSpanMethod,
-                          description="loudness inside the target word's time span (example outside plugin)"))
+    # the record reads the name and `requires` from the class, so they are stated once
+    register(MethodPlugin.of(WordSpanMethod,
+                             description="loudness inside the target word's time span (example outside plugin)"))

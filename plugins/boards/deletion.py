@@ -36,7 +36,7 @@ import torch
 from ssbm_bench.attribution import forced_transcript, resolve_target
 from ssbm_bench.audio import stft
 from ssbm_bench.board import Board, CellJob, CellResult
-from ssbm_bench.board_rows import BoardRow, fmt, nan_row, rank_rows, rows_to_csv
+from ssbm_bench.board_rows import BoardRow, by_table, fmt, group_cells, nan_row, rank_rows, rows_to_csv
 from ssbm_bench.errors import InputError, SuiteError
 from ssbm_bench.harness.grid import grid_identity, grid_params, grid_spec, spec_from_cell
 from ssbm_bench.harness.maps import explain_spec
@@ -162,16 +162,13 @@ def _fkey(r: float) -> str:
     return f"{r:g}"
 
 
-def _cell_table(cell: CellRow) -> dict[tuple[str, float], float]:
+def _cell_table(cell) -> dict[tuple[str, float], float]:
     return {(c["order"], float(c["fraction"])): float(c["target"]) for c in cell.raw["conditions"]}
 
 
 def deletion_rows(cells: list) -> list[BoardRow]:
-    groups: dict[tuple, list[CellRow]] = defaultdict(list)
-    for c in cells:
-        groups[(c.suite, c.suite_digest, c.corpus, c.corpus_digest, c.model, c.method, c.fill)].append(c)
     rows = []
-    for ident, members in groups.items():
+    for ident, members in group_cells(cells).items():
         ok = [c for c in members if c.status == "ok" and c.raw and c.raw.get("conditions")]
         skipped = [c for c in members if c.status == "skipped"]
         errors = sum(c.status == "error" for c in members)
@@ -225,10 +222,7 @@ def deletion_per_utterance(cells: list) -> dict[str, float]:
 
 def deletion_markdown(rows: list) -> str:
     out = []
-    by_table: dict[tuple, list] = defaultdict(list)
-    for r in rows:
-        by_table[(r.suite, r.corpus, r.model)].append(r)
-    for (suite, corpus, model), members in by_table.items():
+    for (suite, corpus, model), members in by_table(rows, lambda r: (r.suite, r.corpus, r.model)).items():
         kind = next((r.score_kind for r in members if r.score_kind), "")
         what = {"token_success": "teacher-forced token success of the explained target",
                 "class_probability": "probability of the explained class"}.get(kind, kind)
@@ -341,4 +335,4 @@ class DeletionBoard(Board):
 
 @hookimpl
 def register_boards(register):
-    register(BoardPlugin("deletion", DeletionBoard, DeletionBoard.description))
+    register(BoardPlugin.of(DeletionBoard, DeletionBoard.description))

@@ -37,7 +37,8 @@ import numpy as np
 
 from ssbm_bench.audio import StftConfig
 from ssbm_bench.board import Board, CellIdentity, NotRerunnable
-from ssbm_bench.board_rows import BoardRow, fmt, nan_row, rank_rows
+from ssbm_bench.board_rows import (BoardRow, by_table, failure_reasons, fmt, nan_row, outcome_counts, rank_rows,
+                                   reasons_note)
 from ssbm_bench.errors import SuiteError
 from ssbm_bench.figures import new_figure, slug
 from ssbm_bench.harness.suite import PluginRef, check_keys, expect, plugin_entry
@@ -145,15 +146,12 @@ def plan_isa(settings: IsaSettings, ctx) -> list:
 
 def isa_rows(cells: list) -> list[BoardRow]:
     rows: list[BoardRow] = []
-    groups: dict[tuple, list[CellRow]] = defaultdict(list)
+    groups: dict[tuple, list] = defaultdict(list)
     for c in cells:
         groups[(c.suite, c.corpus, c.model, c.method)].append(c)
     for (suite, corpus, model, method), members in sorted(groups.items()):
         ok = [c for c in members if c.status == "ok" and c.raw]
-        bad = [c for c in members if c.status != "ok"]
-        reasons = sorted({(c.reason or "").splitlines()[0] for c in bad if c.reason})
-        skipped = sum(c.status == "skipped" for c in members)
-        errors = sum(c.status == "error" for c in members)
+        reasons = failure_reasons(members)
         first = (ok or members)[0]
         params = first.params or {}
         ag = params.get("agreement") or {}
@@ -163,7 +161,7 @@ def isa_rows(cells: list) -> list[BoardRow]:
                            model_independent=method.split("[")[0] in MODEL_INDEPENDENT,
                            input_type=str(((ok[-1].raw if ok else None) or {}).get("input_type", "stft")),
                            skip_reasons=reasons)
-        counts = dict(skipped=skipped, errors=errors)
+        counts = outcome_counts(members)
         if not ok:
             rows.append(nan_row("isa", ident, first.versions or {}, n=0, **counts, aggregation="-",
                                 median=float("nan"), baseline=float("nan"), scores=[], pairs=[], n_pairs=0,
@@ -192,10 +190,7 @@ def fmt3(x, spec: str = ".3f") -> str:
 
 def isa_markdown(rows: list) -> str:
     out = []
-    tables: dict[tuple, list] = defaultdict(list)
-    for r in rows:
-        tables[(r.suite, r.corpus, r.model)].append(r)
-    for (suite, corpus, model), members in tables.items():
+    for (suite, corpus, model), members in by_table(rows, lambda r: (r.suite, r.corpus, r.model)).items():
         m0 = members[0]
         acc = ", ".join(fmt3(a, ".2f") for a in m0.accuracy)
         out.append(f"### ISA — suite `{suite}`, {model} ({m0.task_kind}), corpus `{corpus}` "
@@ -210,9 +205,7 @@ def isa_markdown(rows: list) -> str:
             out.append(f"| {r.aggregation} | {r.rank} | {name} | {r.input_type} | {fmt3(r.score)} | [{fmt3(r.ci_low)}, "
                        f"{fmt3(r.ci_high)}] | {fmt3(r.median)} | {fmt3(r.baseline)} | {r.n_pairs} | {r.n} | "
                        f"{r.skipped} | {r.errors} |")
-        reasons = sorted({s for r in members for s in r.skip_reasons})
-        if reasons:
-            out.append("\n" + "; ".join(reasons))
+        out += reasons_note(members)
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
@@ -389,4 +382,4 @@ class IsaBoard(Board):
 
 @hookimpl
 def register_boards(register):
-    register(BoardPlugin("isa", IsaBoard, IsaBoard.description))
+    register(BoardPlugin.of(IsaBoard, IsaBoard.description))

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,7 +33,7 @@ import torch
 
 from ssbm_bench.audio import stft
 from ssbm_bench.board import Board, CellIdentity, CellJob, CellResult
-from ssbm_bench.board_rows import BoardRow, fmt, nan_row, rank_rows
+from ssbm_bench.board_rows import BoardRow, by_table, fmt, group_cells, nan_row, outcome_counts, rank_rows, unit_means
 from ssbm_bench.errors import InputError, SuiteError
 from ssbm_bench.harness.grid import grid_identity, grid_params, grid_spec, spec_from_cell
 from ssbm_bench.harness.maps import explain_spec
@@ -133,18 +132,14 @@ def bootstrap_best_ssbm(per_word: np.ndarray, utterance_of_word: list[str], seed
 
 
 def ssbm_rows(cells: list) -> list[BoardRow]:
-    groups: dict[tuple, list] = defaultdict(list)
-    for c in cells:
-        groups[(c.suite, c.suite_digest, c.corpus, c.corpus_digest, c.model, c.method, c.fill)].append(c)
     rows = []
-    for ident, members in groups.items():
+    for ident, members in group_cells(cells).items():
         ok = [c for c in members if c.status == "ok" and c.raw]
-        skipped = sum(c.status == "skipped" for c in members)
-        errors = sum(c.status == "error" for c in members)
+        counts = outcome_counts(members)
         versions = members[0].versions
         if not ok:
             nan = float("nan")
-            rows.append(nan_row("ssbm", ident, versions, n=0, n_utterances=0, skipped=skipped, errors=errors,
+            rows.append(nan_row("ssbm", ident, versions, n=0, n_utterances=0, **counts,
                                 best_threshold=nan, delta_lerf=nan, delta_morf=nan, n_guarded=0,
                                 noise_level_db=None, curve=[]))
             continue
@@ -156,7 +151,7 @@ def ssbm_rows(cells: list) -> list[BoardRow]:
                               for e in sorted(c.raw["thresholds"], key=lambda e: e["threshold"])] for c in complete])
         lo, hi = bootstrap_best_ssbm(per_word, [c.utterance for c in complete])
         rows.append(BoardRow("ssbm", *ident, score=float(best.ssbm), ci_low=lo, ci_high=hi, n=len(ok),
-                             n_utterances=len({c.utterance for c in ok}), skipped=skipped, errors=errors,
+                             n_utterances=len({c.utterance for c in ok}), **counts,
                              versions=versions, details={
                                  "best_threshold": float(best.threshold), "delta_lerf": float(best.delta_lerf),
                                  "delta_morf": float(best.delta_morf), "n_guarded": int(best.n_guarded),
@@ -291,21 +286,13 @@ class SsbmBoard(Board):
         t = row.get("best_threshold")
         if t is None:
             return {}
-        per: dict[str, list[float]] = defaultdict(list)
-        for c in cells:
-            if c.status != "ok" or not c.raw:
-                continue
-            for e in c.raw["thresholds"]:
-                if math.isclose(e["threshold"], t, rel_tol=1e-9, abs_tol=1e-12):
-                    per[c.utterance].append(outcome(e, floor_of(c)).ssbm)
-        return {u: float(np.mean(v)) for u, v in per.items()}
+        return unit_means((c.utterance, outcome(e, floor_of(c)).ssbm) for c in cells if c.status == "ok" and c.raw
+                          for e in c.raw["thresholds"]
+                          if math.isclose(e["threshold"], t, rel_tol=1e-9, abs_tol=1e-12))
 
     def to_markdown(self, rows):
         out = []
-        tables: dict[tuple, list] = defaultdict(list)
-        for r in rows:
-            tables[(r.suite, r.corpus, r.model)].append(r)
-        for (suite, corpus, model), members in tables.items():
+        for (suite, corpus, model), members in by_table(rows, lambda r: (r.suite, r.corpus, r.model)).items():
             level = members[0].noise_level_db
             out.append(f"### SSBM — suite `{suite}`, corpus `{corpus}` (digest `{members[0].corpus_digest[:12]}`), "
                        f"model `{model}`\n")
@@ -333,4 +320,4 @@ class SsbmBoard(Board):
 
 @hookimpl
 def register_boards(register):
-    register(BoardPlugin("ssbm", SsbmBoard, SsbmBoard.description))
+    register(BoardPlugin.of(SsbmBoard, SsbmBoard.description))

@@ -49,7 +49,8 @@ import torch
 
 from ssbm_bench.audio import StftConfig, stft
 from ssbm_bench.board import Board, CellIdentity, CellJob, CellResult
-from ssbm_bench.board_rows import BoardRow, fmt, pct, rank_rows
+from ssbm_bench.board_rows import (BoardRow, by_table, failure_reasons, fmt, outcome_counts, pct, rank_rows,
+                                   reasons_note)
 from ssbm_bench.errors import SsbmBenchError, SuiteError
 from ssbm_bench.figures import colour, new_figure, slug
 from ssbm_bench.harness.grid import parse_target
@@ -224,7 +225,7 @@ def rebuild_stability_job(c: dict, st, cache) -> CellJob:
 
 
 def stability_rows(cells: list) -> list[BoardRow]:
-    groups: dict[tuple, list[CellRow]] = defaultdict(list)
+    groups: dict[tuple, list] = defaultdict(list)
     for c in cells:
         groups[(c.suite, c.corpus, c.model, c.method, c.fill, int((c.params or {}).get("n_samples", 0)))].append(c)
     # seed-0 weights per (suite, model, method, fill, n_s, excerpt), for N_ce against the reference fill
@@ -249,23 +250,19 @@ def stability_rows(cells: list) -> list[BoardRow]:
         rows.append(BoardRow(
             "stability", suite, first.suite_digest, corpus, first.corpus_digest, model, method, fill,
             score=float(u_n.mean()) if u_n.size else float("nan"), ci_low=lo, ci_high=hi, n=len(ok),
-            skipped=sum(c.status == "skipped" for c in members), errors=sum(c.status == "error" for c in members),
-            versions=first.versions or {}, details=dict(
+            **outcome_counts(members), versions=first.versions or {}, details=dict(
                 n_samples=n_s, runs=runs, n_ce=float(np.mean(n_ce)) if n_ce else None, reference_fill=ref,
                 full_match=float(np.mean(np.array(matches) == 3)) if matches else None,
                 at_least_two=float(np.mean(np.array(matches) >= 2)) if matches else None,
                 seconds_per_run=float(np.mean([c.seconds / max(1, runs) for c in ok])) if ok else 0.0,
-                skip_reasons=sorted({(c.reason or "").splitlines()[0] for c in members
-                                     if c.status != "ok" and c.reason}))))
+                skip_reasons=failure_reasons(members))))
     return rank_rows(rows, lambda r: (r.suite, r.model, r.method, r.n_samples), higher_is_better=False)
 
 
 def stability_markdown(rows: list) -> str:
     out = []
-    tables: dict[tuple, list] = defaultdict(list)
-    for r in rows:
-        tables[(r.suite, r.corpus, r.model, r.method)].append(r)
-    for (suite, corpus, model, method), members in tables.items():
+    for (suite, corpus, model, method), members in by_table(rows, lambda r: (r.suite, r.corpus, r.model,
+                                                                               r.method)).items():
         m0 = members[0]
         out.append(f"### Stability — suite `{suite}`, model `{model}`, method `{method}`, corpus `{corpus}` "
                    f"(digest `{m0.corpus_digest[:12]}`)\n")
@@ -277,9 +274,7 @@ def stability_markdown(rows: list) -> str:
             out.append(f"| {r.n_samples} | {r.rank} | {r.fill} | {fmt(r.score)} | [{fmt(r.ci_low)}, "
                        f"{fmt(r.ci_high)}] | {fmt(r.n_ce)} | {fmt(r.full_match, '.0%')} | "
                        f"{fmt(r.at_least_two, '.0%')} | {r.n} | {fmt(r.seconds_per_run)} | {r.errors} |")
-        reasons = sorted({s for r in members for s in r.skip_reasons})
-        if reasons:
-            out.append("\n" + "; ".join(reasons))
+        out += reasons_note(members)
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
@@ -467,4 +462,4 @@ class StabilityBoard(Board):
 
 @hookimpl
 def register_boards(register):
-    register(BoardPlugin("stability", StabilityBoard, StabilityBoard.description))
+    register(BoardPlugin.of(StabilityBoard, StabilityBoard.description))

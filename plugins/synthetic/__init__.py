@@ -18,9 +18,8 @@ __all__ = ["SyntheticCorpus", "ManifestCorpus", "build_synthetic"]
 @hookimpl
 def register_corpora(register):
     register(
-        CorpusPlugin(
-            name="synthetic",
-            factory=SyntheticCorpus,
+        CorpusPlugin.of(
+            SyntheticCorpus,
             description=(
                 "25 Harvard sentences x 4 voices (flite rms/awb/kal16, festival slt_hts), 16 kHz, "
                 "exact synthesiser word times"

@@ -38,7 +38,6 @@ class SyntheticCorpus(ManifestCorpus):
     ):
         super().__init__(
             DEFAULT_PATH if path is None else path,
-            name="synthetic",
             label_fields=("voice",),
             times_source="synthesiser",
             filters={"voice": voices},

@@ -19,10 +19,9 @@ from ssbm_bench.records import ModelPlugin
 
 from .hf_directory import load_whisper_directory
 from .sources import VARIANTS, install_hint, missing_parts
+from .whitebox_model import WhisperWhiteBoxModel
 
 __all__ = ["load_whisper_directory", "register_models"]
-
-CAPABILITIES = frozenset({"transcribe", "differentiable", "score_tokens", "embed"})
 
 
 def _factory(variant: str, plugin_name: str):
@@ -48,17 +47,17 @@ def _description(variant: str, text: str) -> str:
 
 @hookimpl
 def register_models(register):
-    register(ModelPlugin(
-        name="whisper-tiny-en",
+    # both variants are WhisperModel, a WhisperWhiteBoxModel: the capabilities are the class's (read here
+    # without importing the CTranslate2 side)
+    register(ModelPlugin.of(
+        WhisperWhiteBoxModel, name="whisper-tiny-en",
         factory=_factory("tiny.en", "whisper-tiny-en"),
         description=_description("tiny.en", "Whisper tiny.en (English ASR, 39M); CTranslate2 float32 transcribe, "
                                             "transformers copy for gradients and teacher forcing"),
-        capabilities=CAPABILITIES,
     ))
-    register(ModelPlugin(
-        name="whisper-base",
+    register(ModelPlugin.of(
+        WhisperWhiteBoxModel, name="whisper-base",
         factory=_factory("base", "whisper-base"),
         description=_description("base", "Whisper base (multilingual ASR, 74M, decoded as English); CTranslate2 "
                                          "float32 transcribe, transformers copy for gradients"),
-        capabilities=CAPABILITIES,
     ))

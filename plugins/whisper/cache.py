@@ -1,8 +1,9 @@
 """Convert once, then load from disk: the on-disk cache of converted Whisper models.
 
 Converting CTranslate2 weights to transformers takes seconds; loading the
-saved result takes well under one. The cache lives in ``$SSBM_BENCH_CACHE``
-(default ``$XDG_CACHE_HOME/ssbm-bench`` or ``~/.cache/ssbm-bench``) under
+saved result takes well under one. The cache lives in the ssbm-bench cache
+directory (:func:`ssbm_bench.cache_dir.cache_root`: ``$SSBM_BENCH_CACHE``,
+default ``$XDG_CACHE_HOME/ssbm-bench`` or ``~/.cache/ssbm-bench``) under
 ``whisper/<variant>-<digest>-v<converter>/``,
 named by the SHA-256 of the source model.bin so that new weights never meet
 an old conversion:
@@ -27,23 +28,14 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from ssbm_bench.cache_dir import cache_root
 from ssbm_bench.errors import InputError
 
 from .sources import WhisperSource
 
-CACHE_ENV = "SSBM_BENCH_CACHE"
 MARKER = "complete.json"
 #: bump when the conversion changes, so old cache entries are not reused
 CONVERTER_VERSION = 1
-
-
-def cache_root() -> Path:
-    """$SSBM_BENCH_CACHE, else $XDG_CACHE_HOME/ssbm-bench, else ~/.cache/ssbm-bench (as the folder corpus)."""
-    raw = os.environ.get(CACHE_ENV)
-    if raw:
-        return Path(raw).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "ssbm-bench"
 
 
 def entry_dir(source: WhisperSource) -> Path:

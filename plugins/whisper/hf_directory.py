@@ -2,13 +2,14 @@
 
 The transformers-directory adapter hands Whisper directories here, and the
 converted CTranslate2 cache is itself such a directory. The layout is
-checked before transformers sees it, because transformers' own error for a
-missing file in an offline directory talks about the hub, not the file.
+checked before transformers sees it (:mod:`ssbm_bench_plugins.hf_layout`,
+shared with the transformers-directory adapter), so that a missing file is
+named.
 
-Expected files: ``config.json``; weights (``model.safetensors``, a sharded
-``model.safetensors.index.json`` or ``pytorch_model.bin``); the tokenizer
-(``tokenizer.json``, or ``vocab.json`` + ``merges.txt``); the feature
-extractor's settings (``preprocessor_config.json``, or inside
+Expected files: ``config.json`` (``model_type`` whisper); the weights
+(``model.safetensors``, ``pytorch_model.bin`` or a sharded index of either);
+the tokenizer (``tokenizer.json``, or ``vocab.json`` + ``merges.txt``); the
+feature extractor's settings (``preprocessor_config.json``, or inside
 ``processor_config.json`` as transformers 5 writes it).
 ``generation_config.json`` is optional: without it decoding suppresses
 nothing beyond what config.json lists.
@@ -16,29 +17,15 @@ nothing beyond what config.json lists.
 
 from __future__ import annotations
 
-import json
 import os
 from functools import cached_property
 from pathlib import Path
 
 from ssbm_bench.errors import InputError
 
+from ..hf_layout import read_config, require_feature_extractor, weight_files
 from .ct2_format import digest
 from .whitebox_model import WhisperWhiteBoxModel
-
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-
-
-def _feature_extractor_in(path: Path) -> bool:
-    if (path / "preprocessor_config.json").is_file():
-        return True
-    proc = path / "processor_config.json"
-    if not proc.is_file():
-        return False
-    try:
-        return "feature_extractor" in json.loads(proc.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
 
 
 def check_layout(path: str | os.PathLike) -> Path:
@@ -47,22 +34,14 @@ def check_layout(path: str | os.PathLike) -> Path:
     label = f"whisper directory {root}"
     if not root.is_dir():
         raise InputError(f"{label}: not a directory")
-    if not (root / "config.json").is_file():
-        raise InputError(f"{label}: config.json is missing (was the model saved with save_pretrained?)")
-    try:
-        model_type = json.loads((root / "config.json").read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{label}: config.json cannot be read ({exc})") from exc
+    model_type = read_config(root, label).get("model_type")
     if model_type != "whisper":
         raise InputError(f"{label}: config.json says model_type {model_type!r}, expected 'whisper'")
-    if not any((root / f).is_file() for f in WEIGHT_FILES):
-        raise InputError(f"{label}: no weights; expected one of {', '.join(WEIGHT_FILES)}")
+    weight_files(root, label)
     has_bpe_files = (root / "vocab.json").is_file() and (root / "merges.txt").is_file()
     if not ((root / "tokenizer.json").is_file() or has_bpe_files):
-        raise InputError(f"{label}: tokenizer.json is missing (or vocab.json + merges.txt)")
-    if not _feature_extractor_in(root):
-        raise InputError(f"{label}: preprocessor_config.json is missing (no feature extractor settings, "
-                         f"nor in processor_config.json)")
+        raise InputError(f"{label}: missing tokenizer.json (or vocab.json + merges.txt)")
+    require_feature_extractor(root, label)
     return root
 
 
@@ -98,10 +77,8 @@ class WhisperDirectoryModel(WhisperWhiteBoxModel):
 
     @cached_property
     def weights_digest(self) -> str:
-        """SHA-256 of the weight file(s): which weights a stored result came from."""
-        files = [self.path / f for f in WEIGHT_FILES if (self.path / f).is_file()]
-        files += sorted(self.path.glob("model-*.safetensors"))  # shards of a sharded save
-        return digest(files)
+        """SHA-256 of the weight file(s) (and shards): which weights a stored result came from."""
+        return digest(weight_files(self.path, f"whisper directory {self.path}"))
 
     def describe(self) -> dict:
         return {"name": self.name, "version": self.version, "path": str(self.path),

@@ -2,8 +2,9 @@
 
 * Black box, fast: ``transcribe`` runs ``ctranslate2.models.Whisper.generate``
   on log-mel features, batched, greedy, after the same prompt as the white
-  box. ``compute_type`` defaults to float32: DESIGN.md measured that int8
-  changes the transcript of a few utterances, and then the two faces would
+  box. ``compute_type`` defaults to float32: measured on Whisper tiny.en,
+  int8 changed 4 of 12 clean transcripts (float32 CTranslate2 and the
+  converted model agree token for token), and then the two faces would
   disagree about what the model said.
 * White box: the same weights converted to transformers (cached on disk,
   see :mod:`.cache`) for teacher-forced log-probabilities, gradients and

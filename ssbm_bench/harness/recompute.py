@@ -77,8 +77,7 @@ def _field_change(key: str, old: Any, new: Any, ident: dict, board: Any = None) 
         return f"new protocol version of ssbm-bench ({old} -> {new})"
     if key in ("model_id", "method_id", "fill_id"):
         dim = key[:-3]
-        label = ident[dim] if dim != "model" or ident["board"] != "isa" else ident["model"]
-        return f"{dim} {label}: identity changed (describe() {_dict_change(old, new)})"
+        return f"{dim} {ident[dim]}: identity changed (describe() {_dict_change(old, new)})"
     if key == "level_db":
         try:
             return f"noise level re-calibrated ({float(old):+g} -> {float(new):+g} dB)"

@@ -28,7 +28,7 @@ from ..board import CellJob, CellResult
 from ..errors import SsbmBenchError
 from ..model_cache import ModelCacheSettings, merge_stats, summarise
 from ..plugins import PluginRegistry, get_registry
-from .plan import PROTOCOL_VERSION, PlanContext, cell_key, key_text  # noqa: F401  (re-exported)
+from .plan import PlanContext
 from .recompute import reason_lines, recompute_reasons, unfinished_run
 from .store import CellRow, ResultStore
 from .suite import Suite

@@ -16,7 +16,7 @@ ssbm_bench.model_cache: one model's answer to one exact input, by digest)
 and `cell_fields` (what each cell's key was made of, so a rerun can say why
 it recomputes a cell). Both are only ever added to, by the one writer;
 executor workers in other processes read `model_outputs` through
-:class:`ReadOnlyStore`.
+:class:`ssbm_bench.model_outputs_table.ReadOnlyStore`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import InputError
+from ..model_outputs_table import read_model_outputs
 
 SCHEMA_VERSION = 1
 
@@ -313,61 +314,6 @@ class ResultStore:
 
     def count_cells(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM cells").fetchone()[0])
-
-
-#: keys per SELECT ... IN (...) (SQLite's variable limit is 999 in old builds)
-_IN_CHUNK = 500
-
-
-def read_model_outputs(conn: sqlite3.Connection, keys) -> dict[str, tuple[str, Any]]:
-    keys = list(keys)
-    out: dict[str, tuple[str, Any]] = {}
-    for i in range(0, len(keys), _IN_CHUNK):
-        part = keys[i:i + _IN_CHUNK]
-        sql = f"SELECT key, kind, value FROM model_outputs WHERE key IN ({','.join('?' * len(part))})"
-        for k, kind, value in conn.execute(sql, part).fetchall():
-            out[k] = (kind, json.loads(value))
-    return out
-
-
-class ReadOnlyStore:
-    """A read-only view of a store's model outputs, for executor workers.
-
-    Opened on first use with SQLite's read-only mode, so a worker can never
-    write (the harness's one writer does); in WAL mode the writer's commits
-    become visible to later reads. A store that cannot be opened (a worker
-    on another machine, where the path does not exist) reads as empty: the
-    worker then evaluates, and its new entries still reach the writer.
-    """
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
-        self.failed: str | None = None
-
-    def _connect(self) -> sqlite3.Connection | None:
-        if self._conn is None and self.failed is None:
-            if not self.path.is_file():
-                self.failed = f"results store {self.path} is not on this machine"
-                return None
-            try:
-                conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0,
-                                       check_same_thread=False)
-                conn.execute("SELECT 1 FROM model_outputs LIMIT 1").fetchall()
-            except sqlite3.Error as exc:
-                self.failed = f"results store {self.path}: {exc}"
-                return None
-            self._conn = conn
-        return self._conn
-
-    def get_model_outputs(self, keys) -> dict[str, tuple[str, Any]]:
-        conn = self._connect()
-        return {} if conn is None else read_model_outputs(conn, keys)
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
 
 #: raw fields that record how long or by which path a cell ran, not what it found

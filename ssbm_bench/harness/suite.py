@@ -20,6 +20,8 @@ from ..model_cache import parse_enabled
 
 #: the corpus of a suite without grid boards that names none (it enters cell keys only)
 DEFAULT_CORPUS = "synthetic"
+#: the board a suite without `boards = [...]` runs, and `leaderboard` shows by default
+DEFAULT_BOARD = "ssbm"
 #: the sections the core owns; every registered board adds its own (``Board.section``)
 CORE_SECTIONS = ("suite", "corpus", "models", "methods", "fills", "run")
 
@@ -187,7 +189,7 @@ def _method_models(doc: dict, models: tuple[PluginRef, ...], where: str) -> tupl
 
 
 def _boards(head: dict, registry, where: str) -> tuple[str, ...]:
-    boards = head.get("boards", ["ssbm"])
+    boards = head.get("boards", [DEFAULT_BOARD])
     if not isinstance(boards, list) or not all(isinstance(b, str) for b in boards):
         raise SuiteError(f"{where}: suite.boards must be a list of board names (e.g. boards = [\"ssbm\"]), "
                          f"got {boards!r}")

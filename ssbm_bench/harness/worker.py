@@ -14,6 +14,7 @@ import json
 from collections import OrderedDict
 from typing import Any
 
+from ..fill import UsesCorpusStats
 from ..model_cache import CachedModel, ModelCacheSettings, ModelOutputCache
 from ..plugins import PluginRegistry, get_registry
 from ..types import Utterance
@@ -32,7 +33,7 @@ class WorkerCache:
         #: where methods keep target-independent work (the results store, in process)
         self.artifacts = None
         #: recent saliency maps, so the SSBM and deletion cells of one
-        #: explanation compute it once (see harness.explain)
+        #: explanation compute it once (see harness.maps)
         self.maps: "OrderedDict[str, Any]" = OrderedDict()
         self.corpus_statistics: dict[str, Any] = {}
         #: the model-output cache every model of this worker goes through (memory only until configured)
@@ -63,7 +64,7 @@ class WorkerCache:
     def fill(self, fill_ref: PluginRef, corpus_ref: PluginRef, cfg) -> Any:
         """A fill instance, given the corpus statistics first when it needs them."""
         fill = self.instance("fill", fill_ref)
-        if getattr(fill, "needs_corpus_stats", False):
+        if isinstance(fill, UsesCorpusStats):
             fill.use_corpus_stats(self.corpus_stats(corpus_ref, cfg))
         return fill
 

@@ -1,6 +1,7 @@
 """Agreement of several models' predictions: Fleiss' kappa, overall and on
-the inputs where any model erred (references/isa-inter-seed-agreement.txt,
-Table 1). A seed family whose members disagree on their *predictions* cannot
+the inputs where any model erred (the ISA paper, Shen et al.,
+"On the reliability of feature attribution methods for speech
+classification", Table 1). A seed family whose members disagree on their *predictions* cannot
 be expected to agree on their *explanations*; ISA is read next to these.
 
 Fleiss' kappa for N inputs, each labelled by the same n raters into one of

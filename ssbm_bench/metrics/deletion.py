@@ -1,4 +1,5 @@
-"""Deletion by rank (the SalASR poster; DESIGN.md "Deletion by rank").
+"""Deletion by rank (the SalASR poster: Johnson et al., "SalASR: Legitimacy
+using SALiency highlighting for Automatic Speech Recognition").
 
 Mask the top, a random, or the bottom fraction r of a saliency map's points
 with a fill, and score what the model still gets right: the teacher-forced

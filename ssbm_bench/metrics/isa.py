@@ -1,5 +1,6 @@
 """Inter-seed agreement (ISA): do models trained with different seeds get
-the same attributions? (references/isa-inter-seed-agreement.txt, eq. 1)
+the same attributions? (the ISA paper: Shen et al., "On the reliability of
+feature attribution methods for speech classification", eq. 1)
 
 For seeds i and j and N inputs,
 

@@ -1,7 +1,8 @@
 """The structured saliency benchmark (SSBM) as pure functions over arrays.
 
-References: the SSBM paper (references/ssbm-structured-saliency-benchmark.txt,
-eqs. 1-5) and DESIGN.md, section "SSBM". For one analysed word w of an
+Reference: the SSBM paper (Trinh & Mandel, "Large scale evaluation of
+importance maps in automatic speech recognition", Interspeech 2020,
+eqs. 1-5). For one analysed word w of an
 utterance and a saliency map thresholded at t:
 
 * a LeRF noise mask puts maximum noise where the map says "unimportant" and
@@ -204,8 +205,8 @@ def noise_mask(
 def dropped_energy(mask: np.ndarray, clean_magnitude: np.ndarray) -> float:
     """Proportion of the utterance's speech energy a mask drops.
 
-    e = sum(m * |S|^2) / sum(|S|^2): "mask-weighted energy over total
-    energy" (DESIGN.md), with m the noise gain of :func:`noise_mask` (1 =
+    e = sum(m * |S|^2) / sum(|S|^2): the mask-weighted energy over the total
+    energy, with m the noise gain of :func:`noise_mask` (1 =
     dropped) and S the clean STFT (complex or magnitude). With m in
     [1e-4, 1], e lies in [1e-4, 1].
     """

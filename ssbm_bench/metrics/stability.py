@@ -1,5 +1,6 @@
 """Stability of an explainer across its own seeds, and its sensitivity to the
-fill of occluded regions (references/soundlime-content-types-stability.txt).
+fill of occluded regions (the SoundLIME paper: Mishra et al., "Reliable Local
+Explanations for Machine Listening").
 
 SoundLIME explains with the top-3 of N_c interpretable components.
 

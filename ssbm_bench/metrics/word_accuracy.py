@@ -2,7 +2,7 @@
 
 SSBM scores words, not utterances: a word counts as correct when the
 hypothesis, aligned to the reference by Levenshtein distance, has that very
-word in its place (SSBM paper, sec. 2; DESIGN.md "SSBM"). Callers pass words
+word in its place (SSBM paper, sec. 2). Callers pass words
 already normalised by :func:`ssbm_bench.text.normalise_words`; comparison
 here is exact string equality.
 

@@ -1,6 +1,7 @@
 """Bubble noise (Mandel): importance = audibility correlated with recognition.
 
-The SSBM paper's own method (sec. 2.1; DESIGN.md "SSBM", bubble noise). For
+The SSBM paper's own method (Trinh & Mandel, "Large scale evaluation of
+importance maps in automatic speech recognition", sec. 2.1). For
 an utterance, N mixtures of loud speech-shaped noise with randomly placed
 quiet bubbles are decoded by the model (``transcribe``); every reference
 word is marked recognised or not in every mixture (edit-distance alignment,
@@ -9,7 +10,7 @@ correlation r(f, t) between the audibility D_j(f, t) and recognition y_j
 over mixtures, and its two-sided t-test p-value, are the map
 (``SaliencyMap(values=r, pvalues=p, kind="pvalue")``; SSBM thresholds
 p where r > 0, see SaliencyMap.thresholded_values). Mixtures, bubble shape,
-audibility and speech-shaped noise: see ssbm_bench_plugins.bubble_noise.
+audibility and speech-shaped noise: see :mod:`.mixer`.
 
 Cost and reuse. Decoding N mixtures is the whole cost, and it does not
 depend on the target word: all words of an utterance share the same
@@ -56,15 +57,14 @@ import numpy as np
 
 from ssbm_bench.artifacts import artifact_key
 from ssbm_bench.errors import InputError
-from ssbm_bench.hookspecs import hookimpl
-from ssbm_bench.method import ExplainRequest, SaliencyMethod
+from ssbm_bench.method import ExplainRequest, SaliencyMethod, ShowsMixtures
+from ssbm_bench.model import Capability
 from ssbm_bench.metrics.bubbles import PointBiserialSums
 from ssbm_bench.metrics.word_accuracy import word_correct
-from ssbm_bench.records import MethodPlugin
 from ssbm_bench.text import normalise_words
 from ssbm_bench.types import SaliencyMap
 
-from .bubble_noise import (
+from .mixer import (
     DEFAULT_BUBBLES_PER_SECOND,
     DEFAULT_DEPTH_DB,
     DEFAULT_DURATION_S,
@@ -97,13 +97,13 @@ def pcm_digest(waveform: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(waveform, dtype=np.float32).tobytes()).hexdigest()[:32]
 
 
-class BubbleMethod(SaliencyMethod):
+class BubbleMethod(SaliencyMethod, ShowsMixtures):
     """Mandel's bubble noise: p-value map of audibility correlated with recognising the word."""
 
     name = "bubble"
     version = "1"
     map_kind = "pvalue"
-    requires = frozenset({"transcribe"})
+    requires = frozenset({Capability.TRANSCRIBE})
 
     def __init__(
         self,
@@ -390,16 +390,3 @@ class BubbleMethod(SaliencyMethod):
         while len(self._stats) > STATS_CACHE_SIZE:
             self._stats.popitem(last=False)
         return sums, outcomes
-
-
-@hookimpl
-def register_methods(register):
-    register(
-        MethodPlugin(
-            name="bubble",
-            factory=BubbleMethod,
-            description="Mandel's bubble noise (SSBM paper): point-biserial correlation of audibility in "
-            "speech-shaped bubble noise with recognising the word; p-value map",
-            requires=frozenset({"transcribe"}),
-        )
-    )
