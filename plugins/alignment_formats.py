@@ -23,6 +23,23 @@ Formats:
   ``frame ascr lscr word`` per word and the final frame, 100 frames a second.
 * Sphinx transcription (:func:`parse_sphinx_transcription`): ``<s> words
   </s> (utt)`` per line (no times).
+
+Word order: the JSON, TextGrid and CTM parsers refuse spoken words (fillers
+aside: pocketsphinx's own ``<s>`` and ``<sil>`` overlap) that overlap the
+previous word or start before it (:func:`check_word_order`), naming the file
+and both intervals. Every word time downstream -- masks, deletion curves,
+localisation -- assumes one word at a time in spoken order, and an overlap in
+a hand-edited file is a typo that would otherwise be measured as if it were
+speech. CTM lines are the exception to "in file order": CTM files are often
+concatenated or sorted by utterance, so an utterance's lines are ordered by
+start time (as before) and only overlaps are refused.
+
+Error messages quote no file contents: a message may hold the file's name, a
+position (line, item, interval) and a short description, and a word only as
+:func:`quote_word` clips it; a value that should have been a number or a word
+is described by its kind ("a string", "a list"), never echoed. A word times
+file may be anything (a mistaken symlink, a private document), and errors are
+printed, logged and pasted into bug reports.
 """
 
 from __future__ import annotations
@@ -45,6 +62,11 @@ JSON_EXPECTED = (
 )
 TEXTGRID_EXPECTED = 'a Praat TextGrid (long or short text format, starting File type = "ooTextFile")'
 CTM_EXPECTED = "CTM lines: utterance channel start duration word [confidence]"
+#: a word may start this much (seconds) before the previous one ends: rounding in the tool that wrote the times
+#: (CTM and pocketsphinx JSON give durations, summed here to 1 µs); a sixth of a sample at 16 kHz
+OVERLAP_TOLERANCE = 1e-5
+#: the most characters of a word (or tier name, utterance id) an error message quotes
+QUOTE_LIMIT = 24
 
 
 # -- helpers -------------------------------------------------------------------
@@ -63,15 +85,81 @@ def decode_text(data: bytes, source: str) -> str:
         raise InputError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start}); expected a text file") from exc
 
 
+def quote_word(text: Any, limit: int = QUOTE_LIMIT) -> str:
+    """A word (or tier name, utterance id) for an error message: quoted, clipped to `limit` characters.
+
+    Only something already parsed as a single short token is quoted this way;
+    anything else is described by :func:`describe_value`. The clip bounds what
+    an error can carry out of a file that was never meant to be read.
+    """
+    if not isinstance(text, str):
+        return describe_value(text)
+    return repr(clip(text, limit))
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, "..." marking a cut."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def describe_value(value: Any) -> str:
+    """A JSON value for an error message: a number as itself, anything else by its kind (never its text)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return "an empty string" if not value.strip() else f"a string of {len(value)} characters"
+    kinds = {list: "a list", dict: "an object"}
+    return next((k for t, k in kinds.items() if isinstance(value, t)), f"a {type(value).__name__}")
+
+
+def _secs(x: float) -> str:
+    """Seconds as written in an error: at least two decimals ("1.20"), at most six."""
+    s = f"{x:.6f}".rstrip("0")
+    return s + "0" * max(0, 2 - len(s.partition(".")[2]))
+
+
+def _span(label: str, w: Word) -> str:
+    return f"{label} {quote_word(w.text)} [{_secs(w.start)}, {_secs(w.end)}]"
+
+
+def check_word_order(entries: Sequence[tuple[str, Word]], source: str) -> None:
+    """Refuse spoken words that start before, or overlap, the previous spoken word.
+
+    `entries`: (position, word) in file order, the position as the message
+    should name it ("word 3", "line 7", "tier 'words' interval 5"). Fillers
+    (:func:`is_filler`) are left out: pocketsphinx's ``<s>`` and ``<sil>``
+    overlap by design, and they are dropped before any word is used. Words may
+    touch (one ends where the next starts), up to :data:`OVERLAP_TOLERANCE`.
+    Why: every consumer of word times assumes one word at a time in spoken
+    order; an overlap or a swap in a hand-written file is a mistake, and
+    reading it as given would measure saliency on the wrong spans.
+    """
+    spoken = [(where, w) for where, w in entries if not is_filler(w.text)]
+    for (prev_where, prev), (where, w) in zip(spoken, spoken[1:]):
+        if w.start < prev.start - OVERLAP_TOLERANCE:
+            problem = "starts before"
+        elif w.start < prev.end - OVERLAP_TOLERANCE:
+            problem = "overlaps"
+        else:
+            continue
+        raise InputError(
+            f"{source}: {_span(where, w)} {problem} {_span(prev_where, prev)}; expected words in spoken order, "
+            "each starting at or after the end of the one before"
+        )
+
+
 def _word(source: str, where: str, text: Any, start: Any, end: Any) -> Word:
     try:
         s, e = float(start), float(end)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"{source}{where}: start and end must be numbers (seconds), got {start!r}, {end!r}") from exc
+        raise InputError(
+            f"{source}{where}: start and end must be numbers (seconds), got {describe_value(start)} and "
+            f"{describe_value(end)}"
+        ) from exc
     if not isinstance(text, str) or not text.strip():
-        raise InputError(f"{source}{where}: word must be a non-empty string, got {text!r}")
+        raise InputError(f"{source}{where}: word must be a non-empty string, got {describe_value(text)}")
     if not (math.isfinite(s) and math.isfinite(e)) or s < 0 or e < s:
-        raise InputError(f"{source}{where}: word {text!r}: expected 0 <= start <= end, got {s}..{e}")
+        raise InputError(f"{source}{where}: word {quote_word(text)}: expected 0 <= start <= end, got {s}..{e}")
     return Word(text.strip(), s, e)
 
 
@@ -104,17 +192,17 @@ def match_transcript(
     for i, (r, k) in enumerate(zip(ref, keys)):
         if r != k:
             raise InputError(
-                f"{alignment_source}: word {i + 1} is {got[i].text!r} but the transcript {transcript_source} has "
-                f"{r!r} there; the alignment's words must be the transcript's words"
+                f"{alignment_source}: word {i + 1} is {quote_word(got[i].text)} but the transcript {transcript_source} "
+                f"has {quote_word(r)} there; the alignment's words must be the transcript's words"
             )
     if len(keys) < len(ref):
         raise InputError(
             f"{alignment_source}: the alignment ends after {len(keys)} words but the transcript {transcript_source} "
-            f"goes on with {ref[len(keys)]!r} (word {len(keys) + 1} of {len(ref)})"
+            f"goes on with {quote_word(ref[len(keys)])} (word {len(keys) + 1} of {len(ref)})"
         )
     if len(keys) > len(ref):
         raise InputError(
-            f"{alignment_source}: word {len(ref) + 1} is {got[len(ref)].text!r} but the transcript "
+            f"{alignment_source}: word {len(ref) + 1} is {quote_word(got[len(ref)].text)} but the transcript "
             f"{transcript_source} ends after {len(ref)} words"
         )
     return [Word(r, w.start, w.end) for r, w in zip(ref, got)]
@@ -124,6 +212,7 @@ def match_transcript(
 
 
 def parse_json_alignment(text: str, source: str) -> list[Word]:
+    """Words of a JSON alignment (see the module doc), in file order, refused if out of order or overlapping."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -140,12 +229,13 @@ def parse_json_alignment(text: str, source: str) -> list[Word]:
     for i, item in enumerate(data):
         where = f", item {i + 1}"
         if not isinstance(item, dict):
-            raise InputError(f"{source}{where}: expected an object with word, start, end; got {item!r}")
+            raise InputError(f"{source}{where}: expected an object with word, start, end; got {describe_value(item)}")
         key = "word" if "word" in item else "text" if "text" in item else None
         missing = [k for k in ("start", "end") if k not in item] + ([] if key else ["word (or text)"])
         if missing:
             raise InputError(f"{source}{where}: missing {', '.join(missing)}; expected {JSON_EXPECTED}")
         out.append(_word(source, where, item[key], item["start"], item["end"]))
+    check_word_order([(f"word {i + 1}", w) for i, w in enumerate(out)], source)
     return out
 
 
@@ -154,12 +244,16 @@ def _pocketsphinx_json(items: list, source: str) -> list[Word]:
     for i, item in enumerate(items):
         where = f", word {i + 1}"
         if not isinstance(item, dict) or not {"t", "b", "d"} <= set(item):
-            raise InputError(f"{source}{where}: pocketsphinx JSON words need t, b and d; got {item!r}")
+            raise InputError(f"{source}{where}: pocketsphinx JSON words need t, b and d; got {describe_value(item)}")
         try:
             b, d = float(item["b"]), float(item["d"])
         except (TypeError, ValueError) as exc:
-            raise InputError(f"{source}{where}: b and d must be numbers, got {item['b']!r}, {item['d']!r}") from exc
+            raise InputError(
+                f"{source}{where}: b and d must be numbers, got {describe_value(item['b'])} and "
+                f"{describe_value(item['d'])}"
+            ) from exc
         out.append(_word(source, where, item["t"], b, round(b + d, 6)))  # to the microsecond: no 0.32999...
+    check_word_order([(f"word {i + 1}", w) for i, w in enumerate(out)], source)
     return out
 
 
@@ -199,9 +293,10 @@ def parse_textgrid_tiers(text: str, source: str) -> list[dict]:
             raise InputError(f"{source}: ends early, while reading {what}; expected {TEXTGRID_EXPECTED}")
         k, v = toks[pos]
         if k != kind:
+            found = {"num": repr(v), "flag": v}.get(k, "a quoted string")  # never the string itself
             raise InputError(
                 f"{source}: expected {what} ({'a number' if kind == 'num' else 'a quoted string'}) but found "
-                f"{v!r}; expected {TEXTGRID_EXPECTED}"
+                f"{found}; expected {TEXTGRID_EXPECTED}"
             )
         pos += 1
         return v
@@ -226,44 +321,56 @@ def parse_textgrid_tiers(text: str, source: str) -> list[dict]:
         items: list[tuple] = []
         if cls == "IntervalTier":
             for i in range(n):
-                what = f"interval {i + 1} of tier {name!r}"
+                what = f"interval {i + 1} of tier {quote_word(name)}"
                 items.append((take("num", f"{what}'s xmin"), take("num", f"{what}'s xmax"), take("str", f"{what}'s text")))
         elif cls == "TextTier":
             for i in range(n):
-                what = f"point {i + 1} of tier {name!r}"
+                what = f"point {i + 1} of tier {quote_word(name)}"
                 items.append((take("num", f"{what}'s time"), take("str", f"{what}'s mark")))
         else:
-            raise InputError(f"{source}: tier {t + 1} has class {cls!r}; expected IntervalTier or TextTier")
+            raise InputError(f"{source}: tier {t + 1} has class {quote_word(cls)}; expected IntervalTier or TextTier")
         tiers.append({"name": name, "class": cls, "items": items})
     return tiers
 
 
 def parse_textgrid(text: str, source: str, tier: str | None = None) -> list[Word]:
-    """Words of a TextGrid: tier `tier` if given, else "words"/"word", else the first interval tier."""
+    """Words of a TextGrid: tier `tier` if given, else "words"/"word", else the first interval tier.
+
+    Empty intervals are skipped; the rest must be in spoken order without
+    overlaps (:func:`check_word_order`), as Praat itself guarantees for a tier
+    it wrote -- an overlap means the file was edited by hand or by a script.
+    """
     tiers = [t for t in parse_textgrid_tiers(text, source) if t["class"] == "IntervalTier"]
     if not tiers:
         raise InputError(f"{source}: has no interval tier; expected a tier of words (named \"words\")")
     if tier is not None:
         chosen = [t for t in tiers if t["name"] == tier]
         if not chosen:
-            names = ", ".join(repr(t["name"]) for t in tiers)
+            names = ", ".join(quote_word(t["name"]) for t in tiers[:10]) + (" ..." if len(tiers) > 10 else "")
             raise InputError(f"{source}: no interval tier named {tier!r}; interval tiers: {names}")
     else:
         chosen = [t for t in tiers if t["name"].strip().lower() in ("words", "word")] or tiers
-    out = []
+    entries = []
+    where = f"tier {quote_word(chosen[0]['name'])} interval"
     for i, (xmin, xmax, label) in enumerate(chosen[0]["items"]):
         if not label.strip():
             continue
-        out.append(_word(source, f", tier {chosen[0]['name']!r} interval {i + 1}", label, xmin, xmax))
-    return out
+        entries.append((f"{where} {i + 1}", _word(source, f", {where} {i + 1}", label, xmin, xmax)))
+    check_word_order(entries, source)
+    return [w for _, w in entries]
 
 
 # -- CTM ---------------------------------------------------------------------------
 
 
 def parse_ctm(text: str, source: str) -> dict[str, list[Word]]:
-    """{utterance: words sorted by start}, utterances in the order they first appear."""
-    out: dict[str, list[Word]] = {}
+    """{utterance: words sorted by start}, utterances in the order they first appear.
+
+    An utterance's lines may come in any order (they are sorted by start time),
+    but its spoken words must not overlap (:func:`check_word_order`, naming the
+    two lines).
+    """
+    out: dict[str, list[tuple[str, Word]]] = {}
     for n, line in enumerate(text.splitlines(), start=1):
         s = line.strip()
         if not s or s.startswith((";;", "#")):
@@ -281,10 +388,15 @@ def parse_ctm(text: str, source: str) -> dict[str, list[Word]]:
             raise InputError(f"{source}{where}: start, duration and confidence must be numbers; expected {CTM_EXPECTED}") from exc
         if d < 0:
             raise InputError(f"{source}{where}: negative duration {d}")
-        out.setdefault(utt, []).append(_word(source, where, word, b, round(b + d, 6)))
+        out.setdefault(utt, []).append((f"line {n}", _word(source, where, word, b, round(b + d, 6))))
     if not out:
         raise InputError(f"{source}: no CTM lines; expected {CTM_EXPECTED}")
-    return {u: sorted(ws, key=lambda w: w.start) for u, ws in out.items()}
+    by_utt = {}
+    for utt, entries in out.items():
+        entries.sort(key=lambda e: e[1].start)  # stable: lines starting together keep their file order
+        check_word_order(entries, f"{source}, utterance {quote_word(utt)}")
+        by_utt[utt] = [w for _, w in entries]
+    return by_utt
 
 
 # -- Sphinx formats ------------------------------------------------------------------
@@ -307,7 +419,7 @@ def parse_matchseg(text: str, source: str, frame_rate: float = 100.0) -> dict[st
         try:
             frames = [int(body[i]) for i in range(0, len(body), 4)]
         except ValueError as exc:
-            raise InputError(f"{source}{where}: start frames must be integers ({exc})") from exc
+            raise InputError(f"{source}{where}: start frames must be integers") from exc
         labels = [body[i + 3] for i in range(0, len(body) - 1, 4)]
         out[head[0]] = [
             _word(source, where, w, frames[i] / frame_rate, frames[i + 1] / frame_rate) for i, w in enumerate(labels)

@@ -1,7 +1,7 @@
 """The Board protocol: everything one leaderboard owns, in one object.
 
 A board is a way of measuring explanations (SSBM, deletion by rank,
-inter-seed agreement, stability, localisation, ...). It is a plugin like a
+inter-seed agreement, stability, ...). It is a plugin like a
 model or a method: a package registers a :class:`Board` subclass with
 ``register_boards(register)`` and ``register(BoardPlugin(...))``, and the
 harness, the leaderboard, submissions, verification, publishing and the CLI
@@ -29,14 +29,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .board_rows import BoardRow
-    from .harness.plan import PlanContext
-    from .harness.store import CellRow
-    from .submission.checks import CellChecks
-    from .submission.verify import VerifyContext
 
 
 @dataclass(frozen=True)
@@ -153,8 +147,9 @@ class Board(ABC):
     # --- planning and computing ----------------------------------------------
 
     @abstractmethod
-    def plan(self, settings: Any, ctx: "PlanContext") -> list[CellJob]:
-        """The cells of this board for the suite (``ctx.job(...)`` makes one with its key)."""
+    def plan(self, settings: Any, ctx: Any) -> list[CellJob]:
+        """The cells of this board for the suite; `ctx` is a :class:`~ssbm_bench.harness.plan.PlanContext`
+        (``ctx.job(...)`` makes a cell with its key, ``ctx.grid()`` gives the shared grid)."""
 
     @abstractmethod
     def compute(self, job: CellJob, worker: Any) -> CellResult:
@@ -173,34 +168,37 @@ class Board(ABC):
 
     # --- submissions and verification ------------------------------------------
 
-    def check_cell(self, i: int, cell: dict, settings: Any, checks: "CellChecks") -> None:
-        """Check one submitted cell against the suite; raise SubmissionError naming the field."""
+    def check_cell(self, i: int, cell: dict, settings: Any, checks: Any) -> None:
+        """Check one submitted cell against the suite (`checks`: a :class:`~ssbm_bench.submission.checks.CellChecks`);
+        raise SubmissionError naming the field."""
 
-    def rebuild_job(self, cell: dict, settings: Any, ctx: "VerifyContext") -> CellJob:
-        """The job that re-computes a submitted cell here (``leaderboard add --verify``)."""
+    def rebuild_job(self, cell: dict, settings: Any, ctx: Any) -> CellJob:
+        """The job that re-computes a submitted cell here (``leaderboard add --verify``); `ctx` is a
+        :class:`~ssbm_bench.submission.verify.VerifyContext` (the suite, this process's plugin instances)."""
         raise NotRerunnable(f"the {self.name} board cannot re-run its cells here")
 
     # --- rows, statistics, formats, figures ------------------------------------
 
     @abstractmethod
-    def rows(self, cells: list["CellRow"]) -> list["BoardRow"]:
-        """Ranked rows with intervals, recomputed from the stored raw outcomes."""
+    def rows(self, cells: list) -> list:
+        """Ranked :class:`~ssbm_bench.board_rows.BoardRow` s with intervals, recomputed from the stored cells
+        (:class:`~ssbm_bench.harness.store.CellRow`)."""
 
-    def per_unit(self, cells: list["CellRow"], row: dict) -> dict[str, float]:
+    def per_unit(self, cells: list, row: dict) -> dict[str, float]:
         """{unit: score} of one row's cells, for the paired test between neighbours (``paired_unit``)."""
         return {}
 
     @abstractmethod
-    def to_markdown(self, rows: list["BoardRow"]) -> str:
+    def to_markdown(self, rows: list) -> str:
         """The board's tables for ``leaderboard --format markdown``."""
 
-    def to_csv(self, rows: list["BoardRow"]) -> str:
+    def to_csv(self, rows: list) -> str:
         """``leaderboard --format csv``: the ``csv_fields`` of every row, then the ssbm-bench version."""
         from .board_rows import rows_to_csv
 
         return rows_to_csv(rows, self.csv_fields)
 
-    def to_json(self, rows: list["BoardRow"], with_curve: bool = False) -> str:
+    def to_json(self, rows: list, with_curve: bool = False) -> str:
         """``leaderboard --format json``: every row's fields (details flat beside the shared ones)."""
         from .board_rows import rows_to_json
 
@@ -210,7 +208,7 @@ class Board(ABC):
         """What the published page shows beside the score, in its details column."""
         return ""
 
-    def figures(self, cells: list["CellRow"], out_dir: Path, suite: str | None = None) -> list[Path]:
+    def figures(self, cells: list, out_dir: Path, suite: str | None = None) -> list[Path]:
         """Draw the board's figures from its cells into out_dir; return the PNG paths."""
         return []
 

@@ -284,8 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     sl.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
     sl.add_argument("--board", default=DEFAULT_BOARD,
                     help="the board to rank (default ssbm); `ssbm-bench plugins` lists the installed boards: "
-                         "ssbm (faithfulness), deletion (deletion by rank), localisation (map inside the word), "
-                         "isa (inter-seed agreement), stability (explainer seeds and fills), and any a package adds")
+                         "ssbm (faithfulness), deletion (deletion by rank), isa (inter-seed agreement), stability "
+                         "(explainer seeds and fills), and any other an installed package registers")
     sl.add_argument("--suite", help="only rows of this suite")
     sl.add_argument("--out", help="write to this file instead of standard output")
     sl.add_argument("--figures", metavar="DIR",
@@ -294,8 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "ΔLeRF, ΔMoRF and SSBM against threshold per method (Fig. 7); with --board isa, the "
                          "ISA paper's box plots per family (per-pair ISA, shuffled baseline dashed); with "
                          "--board stability, U_n against N_s per fill and the ground-truth match (SoundLIME "
-                         "paper's Figs. 3/5); with --board localisation, each word's share of attribution on "
-                         "the word against the word's share of the utterance (the diagonal is chance)")
+                         "paper's Figs. 3/5); other boards draw their own (Board.figures)")
     sl.set_defaults(func=cmd_leaderboard)
 
     se = sub.add_parser(

@@ -68,7 +68,7 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
     sa.add_argument("file", help="submission JSON written by `ssbm-bench submit`")
     sa.add_argument("--verify", type=int, default=0, metavar="K",
                     help="re-run K random finished cells here, of the boards that can re-run cells (ssbm, "
-                         "deletion, localisation, stability, ...), and compare their raw outputs (default 0); ISA "
+                         "deletion, stability, and others that can), and compare their raw outputs (default 0); ISA "
                          "cells need the seed families trained, so they are checked by re-scoring only")
     sa.add_argument("--seed", type=int, help="seed of the --verify sample (default: random, printed)")
     sa.add_argument("--dir", default=None, metavar="DIR",
@@ -82,7 +82,7 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
         "publish", help="write the published leaderboard: README.md, CSV, JSON and index.html",
         description="Rank every accepted submission (DIR/submissions/*.json) and any --db stores, and write "
                     "OUT/README.md (tables per board with confidence intervals; boards with a paired unit, such as "
-                    "SSBM, deletion and localisation, with paired tests between neighbours; ISA per aggregation, "
+                    "SSBM and deletion, with paired tests between neighbours; ISA per aggregation, "
                     "stability per N_s), OUT/leaderboard.csv, OUT/leaderboard.json and OUT/index.html "
                     "(sortable tables, no network), with their figures under OUT/figures/.")
     sp.add_argument("--out", default=None, metavar="DIR", help="where to write (default: leaderboards/)")

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -40,8 +40,6 @@ from .feature_projections import (embedding_to_stft, patch_mask, steps_in_words,
                                   word_mask)
 from .model import Capability, Embedding, SpeechModel
 
-if TYPE_CHECKING:
-    from .attribution import ModelTarget
 
 #: feature spaces (input types): over the STFT grid, the magnitude itself or
 #: its natural log; the waveform; the model's embedding (capability "embed").
@@ -140,7 +138,7 @@ class _SpaceBase(ABC):
 
     space_name = "?"
 
-    def __init__(self, request, model_target: "ModelTarget"):
+    def __init__(self, request, model_target: Any):
         self.request = request
         self.model: SpeechModel = request.model
         self.mt = model_target
@@ -196,7 +194,7 @@ class MagnitudeSpace(_SpaceBase):
 
     space_name = "stft"
 
-    def __init__(self, request, model_target: "ModelTarget", feature: str = "magnitude"):
+    def __init__(self, request, model_target: Any, feature: str = "magnitude"):
         if feature not in STFT_FEATURES:
             raise InputError(f"feature must be one of {', '.join(STFT_FEATURES)}, got {feature!r}")
         super().__init__(request, model_target)
@@ -253,7 +251,7 @@ class _ProjectedSpace(_SpaceBase):
     """A space whose attributions are projected onto the STFT grid by the
     clean spectrum (the waveform and the embedding; see the module docstring)."""
 
-    def __init__(self, request, model_target: "ModelTarget"):
+    def __init__(self, request, model_target: Any):
         super().__init__(request, model_target)
         self.waveform = torch.as_tensor(np.asarray(request.utterance.waveform), dtype=torch.float32)
         self.clean_spec = stft(self.waveform, self.cfg)
@@ -370,7 +368,8 @@ class EmbeddingSpace(_ProjectedSpace):
                                  f"embedding:{self.embedding.label}")
 
 
-def make_space(request, model_target: "ModelTarget", feature: str) -> FeatureSpace:
+def make_space(request, model_target: Any, feature: str) -> FeatureSpace:
+    # model_target: the resolved target (ssbm_bench.attribution.ModelTarget), whose score the space differentiates
     """The feature space an attribution method works in (see :data:`FEATURES`)."""
     if feature == "waveform":
         return WaveformSpace(request, model_target)

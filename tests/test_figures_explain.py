@@ -23,7 +23,8 @@ from ssbm_bench.audio import StftConfig
 from ssbm_bench.cli import main
 from ssbm_bench.errors import InputError
 from ssbm_bench.figures import slug
-from ssbm_bench_plugins.boards.ssbm_figures import binned_accuracy, collect, write_figures
+from ssbm_bench_plugins.boards.ssbm import SsbmBoard
+from ssbm_bench_plugins.boards.ssbm_figures import binned_accuracy, collect
 from ssbm_bench.mixtures import mixture_waveforms, stable_seed
 from ssbm_bench.harness.store import CellRow
 from ssbm_bench.harness.suite import PluginRef
@@ -94,7 +95,7 @@ def test_collect_groups_by_model_and_keeps_map_kinds_and_failures():
 
 
 def test_write_figures_one_pair_per_model_with_every_kind(tmp_path):
-    paths = write_figures(fake_cells(), tmp_path / "figs")
+    paths = SsbmBoard().figures(fake_cells(), tmp_path / "figs")
     names = sorted(p.name for p in paths)
     assert names == ["s--synthetic--m--white-noise--accuracy-vs-energy.png",
                      "s--synthetic--m--white-noise--ssbm-vs-threshold.png",
@@ -104,7 +105,7 @@ def test_write_figures_one_pair_per_model_with_every_kind(tmp_path):
     assert sizes["s--synthetic--m--white-noise--accuracy-vs-energy.png"] == (1200, 480)
     assert sizes["s--synthetic--m--white-noise--ssbm-vs-threshold.png"] == (1000, 1020)  # three method panels
     assert sizes["s--synthetic--whisper-tiny-en--white-noise--ssbm-vs-threshold.png"] == (1000, 420)
-    assert write_figures(fake_cells(), tmp_path / "none", suite="other-suite") == []
+    assert SsbmBoard().figures(fake_cells(), tmp_path / "none", suite="other-suite") == []
 
 
 def test_slug_is_file_name_safe():

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from ssbm_bench.cache_dir import CACHE_ENV
 from ssbm_bench.errors import InputError
 from ssbm_bench.plugins import get_registry
 from ssbm_bench.types import Word
@@ -208,7 +209,25 @@ def synth():
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
     """Forced alignments go to a cache inside tmp_path, never to the user's cache or the folder."""
-    monkeypatch.setenv(folder_corpus.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+
+
+def test_every_cache_is_under_the_one_cache_root(tmp_path, monkeypatch):
+    from ssbm_bench.cache_dir import cache_root
+    from ssbm_bench_plugins import commands_corpus, seed_families
+    from ssbm_bench_plugins.whisper import cache as whisper_cache
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(CACHE_ENV, "~/elsewhere")  # the user's own spelling: ~ is expanded
+    assert cache_root() == tmp_path / "home" / "elsewhere"
+    monkeypatch.delenv(CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root() == tmp_path / "xdg" / "ssbm-bench"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_root() == tmp_path / "home" / ".cache" / "ssbm-bench"
+    # the plugins that cache ask it, rather than keeping a copy of the rule
+    for module in (folder_corpus, commands_corpus, seed_families, whisper_cache):
+        assert module.cache_root is cache_root
 
 
 def _put(root: Path, name: str, utt, text: str | None = None) -> Path:
@@ -310,7 +329,7 @@ def test_digest_is_stable_and_covers_times_and_samples(tmp_path, synth):
     (root / "a.json").write_text(json.dumps(times))
     first = FolderCorpus(root).digest()
     assert FolderCorpus(root).digest() == first and len(first) == 64
-    times[2]["end"] += 0.01
+    times[2]["end"] -= 0.01  # shorter: a longer word 3 would overlap word 4, which is refused
     (root / "a.json").write_text(json.dumps(times))
     assert FolderCorpus(root).digest() != first
     (root / "a.json").unlink()  # forced alignment: another times_source, another digest

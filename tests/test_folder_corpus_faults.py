@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_folder_corpus import _put, _textgrid_long, private_cache, synth  # noqa: F401 (fixtures)
+import test_folder_corpus as folder_tests
 
 from ssbm_bench.errors import InputError
 from ssbm_bench.plugins import get_registry
@@ -30,6 +30,11 @@ from ssbm_bench_plugins.alignment_formats import (
     parse_textgrid,
 )
 from ssbm_bench_plugins.folder_corpus import FolderCorpus, read_audio_file
+
+# the shared fixtures: the synthetic recordings, and a private forced-alignment cache for every test
+synth = folder_tests.synth
+private_cache = folder_tests.private_cache
+_put, _textgrid_long = folder_tests._put, folder_tests._textgrid_long
 
 SECRET = "hunter2-TOP-SECRET-do-not-print"
 RATE = 16000
@@ -44,11 +49,16 @@ def _wav(path: Path, seconds: float = 1.0, channels: int = 1, rate: int = RATE) 
     return path
 
 
+def _times(*words: tuple[str, float, float]) -> str:
+    """A JSON word-times file's text."""
+    return json.dumps([{"word": w, "start": s, "end": e} for w, s, e in words])
+
+
 def _utt(root: Path, stem: str, seconds: float = 1.0, channels: int = 1, words=(("la", 0.1, 0.4), ("la", 0.5, 0.9))):
     """A tone with a transcript and JSON word times: a good utterance, needing no forced alignment."""
     audio = _wav(root / f"{stem}.wav", seconds, channels)
     (root / f"{stem}.txt").write_text(" ".join(w for w, _, _ in words) + "\n")
-    (root / f"{stem}.json").write_text(json.dumps([{"word": w, "start": s, "end": e} for w, s, e in words]))
+    (root / f"{stem}.json").write_text(_times(*words))
     return audio
 
 
@@ -121,7 +131,7 @@ def test_every_file_bad_is_an_error_listing_the_reasons(tmp_path):
     root = tmp_path / "allbad"
     _wav(root / "a.wav")
     _utt(root, "b")
-    (root / "b.json").write_text(json.dumps([{"word": "la", "start": 0.5, "end": 0.9}, {"word": "la", "start": 0.1, "end": 0.4}]))
+    (root / "b.json").write_text(_times(("la", 0.5, 0.9), ("la", 0.1, 0.4)))
     with pytest.raises(InputError) as err:
         FolderCorpus(root)
     msg = str(err.value)
@@ -148,7 +158,8 @@ def test_an_unreadable_corpus_wide_ctm_skips_the_utterances_it_may_time(tmp_path
     (ctm_file, ctm_reason), (audio_file, audio_reason) = corpus.skipped
     assert ctm_file == str(root / "all.ctm") and ctm_reason.startswith(f"{root / 'all.ctm'}, line 1: 4 fields")
     assert audio_file == str(root / "a.wav")
-    assert f"no word times of its own, and the corpus-wide {root / 'all.ctm'} that may hold them was refused" in audio_reason
+    assert (f"no word times of its own, and the corpus-wide {root / 'all.ctm'} that may hold them was refused"
+            in audio_reason)
     assert "skipped 2 file(s)" in said[0]
 
 
@@ -176,7 +187,7 @@ def test_a_truncated_aiff_is_refused(tmp_path):
     audio = _wav(tmp_path / "a.aiff", seconds=1.0)
     size = audio.stat().st_size
     _truncate(audio, size - 2000)  # 1000 frames short
-    with pytest.raises(InputError, match=rf"{audio}: truncated: its header declares 16000 frames .* but only 15000 frames"):
+    with pytest.raises(InputError, match=rf"{audio}: truncated: its header declares 16000 frames .* only 15000 frames"):
         read_audio_file(audio)
 
 
@@ -218,8 +229,9 @@ def _short_textgrid(intervals) -> str:
         (parse_textgrid, _short_textgrid([(0, 1.1, ""), (1.1, 1.3, "the"), (1.2, 1.5, "cat"), (1.5, 2, "")]),
          "t.TextGrid: tier 'words' interval 3 'cat' [1.20, 1.50] overlaps tier 'words' interval 2 'the' [1.10, 1.30]"),
         (parse_textgrid, _short_textgrid([(1.1, 1.3, "the"), (0.2, 0.5, "cat")]),
-         "t.TextGrid: tier 'words' interval 2 'cat' [0.20, 0.50] starts before tier 'words' interval 1 'the' [1.10, 1.30]"),
-        (parse_json_alignment, json.dumps([{"word": "the", "start": 1.1, "end": 1.3}, {"word": "cat", "start": 1.2, "end": 1.5}]),
+         "t.TextGrid: tier 'words' interval 2 'cat' [0.20, 0.50] starts before "
+         "tier 'words' interval 1 'the' [1.10, 1.30]"),
+        (parse_json_alignment, _times(("the", 1.1, 1.3), ("cat", 1.2, 1.5)),
          "t.json: word 2 'cat' [1.20, 1.50] overlaps word 1 'the' [1.10, 1.30]"),
         (parse_json_alignment, json.dumps({"w": [{"t": "the", "b": 1.1, "d": 0.2}, {"t": "cat", "b": 0.5, "d": 0.1}]}),
          "t.json: word 2 'cat' [0.50, 0.60] starts before word 1 'the' [1.10, 1.30]"),
@@ -305,7 +317,7 @@ def test_links_out_of_the_folder_are_refused_by_name_never_read(tmp_path):
     assert corpus.ids() == ["good"]
     reasons = "\n".join(r for _, r in corpus.skipped)
     for link in links:
-        assert f"{link}: a symbolic link leading outside the corpus folder {root}; expected the folder's own files" in reasons
+        assert f"{link}: a symbolic link leading outside the corpus folder {root}; expected the folder's own" in reasons
     assert SECRET not in reasons + "".join(said) + json.dumps(corpus.describe())
     assert str(secret) not in reasons  # the link is named, not where it leads
 
@@ -358,7 +370,7 @@ def test_folder_errors_quote_no_file_contents(tmp_path):
     root = tmp_path / "leak"
     _wav(root / "a.wav")
     (root / "a.txt").write_text(f"la {SECRET}\n")
-    (root / "a.json").write_text(json.dumps([{"word": "la", "start": 0.1, "end": 0.4}, {"word": "la", "start": 0.5, "end": 0.9}]))
+    (root / "a.json").write_text(_times(("la", 0.1, 0.4), ("la", 0.5, 0.9)))
     _wav(root / "b.wav")
     (root / "b.txt").write_text("la\n")
     (root / "b.json").write_text(json.dumps([{"word": SECRET, "start": 0.1, "end": 5.0}]))
@@ -394,3 +406,16 @@ def test_a_stereo_recording_is_averaged_to_mono_and_said_so(tmp_path):
     x, _ = sf.read(str(stereo), dtype="float64")
     assert np.max(np.abs(utt.waveform - x.mean(axis=1))) < 2 / 32768  # the average, on the 16-bit grid
     assert folder_corpus.SHOWN_REASONS >= 1
+
+
+def test_a_forced_aligner_error_is_clipped(tmp_path):
+    """The aligner names the words it cannot place; a transcript that is really a document must not come back whole."""
+    root = tmp_path / "oov"
+    _wav(root / "a.wav")
+    (root / "a.txt").write_text(" ".join(f"qzx{chr(97 + i % 26)}{i}vk" for i in range(200)) + "\n")
+    corpus = FolderCorpus(root)
+    with pytest.raises(InputError) as err:
+        corpus.digest()
+    msg = str(err.value)
+    assert "failed: pocketsphinx align: not in the pronunciation dictionary: 'qzxa0vk'" in msg
+    assert msg.endswith("...") and len(msg) < len(str(root)) * 2 + folder_corpus.ALIGNER_REASON_LIMIT + 200

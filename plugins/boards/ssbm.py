@@ -50,6 +50,8 @@ from ssbm_bench.statistics import cluster_bootstrap_ci
 from ssbm_bench.submission.checks import SubmissionError, short
 from ssbm_bench.text import normalise_words
 
+from .ssbm_figures import write_figures
+
 DIRECTIONS = ("lerf", "morf")
 _SECTION_KEYS = {"grid", "thresholds", "denominator_floor", "calibration"}
 _CALIBRATION_KEYS = {"levels_db", "max_accuracy", "utterances"}
@@ -313,9 +315,8 @@ class SsbmBoard(Board):
         return "\n".join(out).rstrip() + "\n"
 
     def figures(self, cells, out_dir, suite=None):
-        from .ssbm_figures import write_figures
-
-        return write_figures([c for c in cells if c.board == "ssbm"], out_dir, suite)
+        mine = [c for c in cells if c.board == self.name and (suite is None or c.suite == suite)]
+        return write_figures(mine, ssbm_rows(mine), out_dir)
 
 
 @hookimpl

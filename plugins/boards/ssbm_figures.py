@@ -3,7 +3,7 @@
 Everything is recomputed from the raw per-threshold rows of the store (the
 hypotheses' accuracies and the dropped energies that every SSBM cell keeps),
 never from cached numbers, exactly like the leaderboard; the curves of
-Fig. 7 come from the board's own rows (:func:`ssbm_rows`), so a
+Fig. 7 come from the board's own rows (passed in by the board), so a
 figure and the leaderboard next to it always agree.
 
 For every (suite, corpus, model, fill) of the store, two PNG files:
@@ -37,8 +37,6 @@ import numpy as np
 from ssbm_bench.errors import InputError
 from ssbm_bench.figures import DPI, colour, new_figure, slug
 from ssbm_bench.harness.store import CellRow
-
-from .ssbm import ssbm_rows
 
 #: axis label of a threshold, by map kind
 THRESHOLD_LABELS = {
@@ -204,13 +202,12 @@ def draw_ssbm_vs_threshold(group: FigureGroup, rows_by_method: dict, path: Path)
     return path
 
 
-def write_figures(cells: list[CellRow], out_dir: str | Path, suite: str | None = None) -> list[Path]:
-    """Both figures for every (suite, corpus, model, fill) of `cells`; returns the paths written."""
-    cells = [c for c in cells if suite is None or c.suite == suite]
+def write_figures(cells: list[CellRow], rows: list, out_dir: str | Path) -> list[Path]:
+    """Both figures for every (suite, corpus, model, fill) of `cells`, whose board rows are `rows` (the
+    leaderboard's own, so the starred best threshold is its score); returns the paths written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     groups = collect(cells)
-    rows = ssbm_rows([c for c in cells if c.board == "ssbm"])
     by_group: dict[tuple, dict] = defaultdict(dict)
     for r in rows:
         by_group[(r.suite, r.corpus, r.corpus_digest, r.model, r.fill)][r.method] = r

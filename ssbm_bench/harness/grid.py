@@ -1,7 +1,7 @@
 """The grid: the suite's [corpus] x [[models]] x [[methods]] x [[fills]] x words x seeds, prepared once per run.
 
 Boards that measure a method's map of one target on one utterance (SSBM,
-deletion by rank, localisation, ...) share it, so the expensive preparation
+deletion by rank, ...) share it, so the expensive preparation
 happens once however many of them a suite lists:
 
 * per transcribing model, the utterances it recognises fully when clean
@@ -18,7 +18,7 @@ adds its own fields (thresholds, fractions, ...) to make its cell's key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -26,10 +26,6 @@ from ..model import Capability
 from ..types import Target, Utterance
 from .prepare import CalibrationSettings, calibrate_noise, model_key, select_classified, select_eligible
 from .suite import PluginRef
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .plan import PlanContext
-
 
 @dataclass
 class GridPoint:
@@ -81,7 +77,7 @@ def choose_targets(utt: Utterance, k: int | None) -> list[Target]:
     return [Target("word", i, ref[i] if i < len(ref) else utt.words[i].text) for i in idx]
 
 
-def calibration_settings(ctx: "PlanContext") -> CalibrationSettings:
+def calibration_settings(ctx) -> CalibrationSettings:
     """The noise calibration a board's section sets (the first that sets one), else the defaults."""
     for board in ctx.registry.boards():
         if board.name in ctx.suite.settings:
@@ -91,7 +87,7 @@ def calibration_settings(ctx: "PlanContext") -> CalibrationSettings:
     return CalibrationSettings()
 
 
-def prepare_grid(ctx: "PlanContext") -> Grid:
+def prepare_grid(ctx) -> Grid:
     suite, cache, store, log, summary = ctx.suite, ctx.worker, ctx.store, ctx.log, ctx.summary
     calibration = calibration_settings(ctx)
     grid = Grid(ctx.corpus_digest)

@@ -1,6 +1,6 @@
 """One target's saliency map for a grid cell: the map, or the reason there is none.
 
-Shared by every board that scores a map of the grid (SSBM, deletion, localisation, ...). A method that needs a capability the
+Shared by every board that scores a map of the grid (SSBM, deletion, ...). A method that needs a capability the
 model lacks is *skipped* with that reason; a method that fails (bad input,
 NaN or infinite attributions, a crash) gives an *error* naming the method,
 the utterance and the target. Maps are kept in a small per-worker cache
