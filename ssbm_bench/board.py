@@ -132,8 +132,9 @@ class Board(ABC):
             raise SuiteError(f"{where}: board {self.name!r} takes no [{self.section}] section")
         return None
 
-    def plugins_used(self, settings: Any) -> list[tuple[str, str]]:
-        """(kind, name) of the plugins this board's cells use beyond the grid (for the versions record)."""
+    def plugin_refs(self, settings: Any) -> list[tuple[str, Any]]:
+        """(kind, PluginRef) of the plugins this board's cells use beyond the grid: checked before a run
+        (names, parameters) and named in every cell's versions record."""
         return []
 
     def corpora(self, settings: Any) -> list:

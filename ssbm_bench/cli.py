@@ -137,6 +137,11 @@ def run_summary_lines(s, db: str) -> list[str]:
         for note in mc.get("notes", []):
             lines.append(f"model-output cache: note: {note}")
     lines.extend(reason_lines(s.recomputed))
+    if s.failed:
+        lines.append(f"{len(s.failed)} cell(s) ended in an error (the run exits with status 1):")
+        lines += [f"  {f['cell']}: {f['reason']}" for f in s.failed[:10]]
+        if len(s.failed) > 10:
+            lines.append(f"  ... and {len(s.failed) - 10} more (`ssbm-bench run --json` lists them all)")
     return lines
 
 

@@ -169,6 +169,14 @@ def test_submit_verify_and_publish(localisation_run, tmp_path):
     bad.write_text(json.dumps(forged))
     refused = cli("leaderboard", "add", str(bad), "--dir", str(lb), "--dry-run", check=False)
     assert refused.returncode == 2 and "raw.span" in refused.stderr
+    # a key altered, or a cell moved to another utterance, is caught by re-hashing its fields
+    for edit, message in ((lambda c: c.update(key="0" * 64), ".key: 0000000000000000... is not the SHA-256"),
+                          (lambda c: c.update(utterance=RECOGNISED[2]), ".fields.utterance: ")):
+        moved = json.loads(sub.read_text())
+        edit(moved["cells"][i])
+        bad.write_text(json.dumps(moved))
+        refused = cli("leaderboard", "add", str(bad), "--dir", str(lb), "--dry-run", check=False)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
     cli("leaderboard", "publish", "--out", str(lb), "--dir", str(lb))
     readme = (lb / "README.md").read_text()
     assert "## Localisation — suite `localisation-tiny`" in readme and "loc-lab" in readme

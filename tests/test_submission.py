@@ -396,7 +396,10 @@ def test_export_writes_every_corpus_the_cells_use(tmp_path, lb, good2):
     (an ISA family's corpus label read back into name and parameters), and that file validates."""
     from submission_helpers import SUITE_ALL_TOML
     from ssbm_bench.harness.store import ResultStore
-    from ssbm_bench.submission import cell_rows, export_submission
+    import hashlib
+    from dataclasses import replace
+
+    from ssbm_bench.submission import cell_rows, export_submission, parse_label
 
     suite_file = tmp_path / "handmade-all.toml"
     suite_file.write_text(SUITE_ALL_TOML)
@@ -404,7 +407,13 @@ def test_export_writes_every_corpus_the_cells_use(tmp_path, lb, good2):
     with ResultStore(db) as store:
         run = store.start_run("handmade-all", good2["suite"]["digest"], str(suite_file), good2["versions"][0])
         for c in cell_rows(good2):
-            store.put_cell(c)
+            # what a run records with every cell: the fields its key is the digest of
+            fields = {"protocol": "ssbm-1", "suite": "handmade-all", "corpus": c.corpus_digest, "board": c.board,
+                      "method": parse_label(c.method).to_dict(), "utterance": c.utterance, "target": c.target,
+                      "seed": c.seed, "handmade": c.key}
+            key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+            store.put_cell(replace(c, key=key))
+            store.put_cell_extras([(key, fields)], [])
         store.finish_run(run, "finished", {"seconds": 60.0, "computed": 16})
     doc, facts = export_submission(db, submitter="hand made")
     assert doc["schema_version"] == 3 and facts["cells"] == 16 and facts["corpora"] == 3

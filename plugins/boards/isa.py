@@ -330,11 +330,11 @@ class IsaBoard(Board):
     def parse_settings(self, section, listed, where):
         return parse_isa_settings(section, listed, where)
 
-    def plugins_used(self, settings):
+    def plugin_refs(self, settings):
         if settings is None:
             return []
-        return ([("family", f) for f in settings.families] + [("model", settings.model)]
-                + [("method", r.name) for r in settings.methods])
+        return ([("family", PluginRef(f)) for f in settings.families] + [("model", PluginRef(settings.model))]
+                + [("method", r) for r in settings.methods])
 
     def plan(self, settings, ctx):
         return plan_isa(settings, ctx)

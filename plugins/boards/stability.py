@@ -416,11 +416,10 @@ class StabilityBoard(Board):
     def parse_settings(self, section, listed, where):
         return parse_stability_settings(section, listed, where)
 
-    def plugins_used(self, st):
+    def plugin_refs(self, st):
         if st is None:
             return []
-        return ([("model", st.model.name), ("method", st.method.name), ("corpus", st.corpus.name)]
-                + [("fill", r.name) for r in st.fills])
+        return [("model", st.model), ("method", st.method), ("corpus", st.corpus)] + [("fill", r) for r in st.fills]
 
     def corpora(self, st):
         return [st.corpus] if st is not None else []

@@ -83,9 +83,11 @@ class PlanContext:
                   reason: str) -> str:
         """Store a cell decided while planning (a skip: the board cannot measure this model) and plan its key.
 
-        Its key is the plain digest of `fields` (no key fields are recorded)."""
-        key = cell_key(self.suite, self.corpus_digest, fields)
+        Its key is the digest of `fields`, recorded with it like every cell's."""
+        text = key_text(self.suite, self.corpus_digest, fields)
+        key = hashlib.sha256(text.encode()).hexdigest()
         self.stored_keys.append(key)
+        self.store.put_cell_extras([(key, json.loads(text))], [])
         if key not in self.finished:
             self.store.put_cell(CellRow(
                 key=key, board=board, suite=self.suite.name, suite_digest=self.suite.digest, corpus=cell.corpus,

@@ -133,7 +133,7 @@ def unfinished_run(runs: list[dict], suite_name: str, suite_digest: str) -> str 
     over (a kill, a crash, Ctrl-C)."""
     for r in reversed(runs):
         if r["suite"] == suite_name and r["suite_digest"] == suite_digest and r["status"] != "finished":
-            state = "killed" if r["status"] == "running" else r["status"]
+            state = "killed" if r["status"] in ("running", "killed") else r["status"]
             return f"left over by run {r['run_id']} of the same suite ({state} before it finished)"
     return None
 

@@ -29,6 +29,7 @@ from ..errors import SsbmBenchError
 from ..model_cache import ModelCacheSettings, merge_stats, summarise
 from ..plugins import PluginRegistry, get_registry
 from .plan import PlanContext
+from .preflight import plugin_refs, preflight
 from .recompute import reason_lines, recompute_reasons, unfinished_run
 from .store import CellRow, ResultStore
 from .suite import Suite
@@ -69,26 +70,15 @@ class Finished:
 
 
 def plugins_used(suite: Suite, registry: PluginRegistry | None = None) -> list[tuple[str, str]]:
-    """(kind, name) of every plugin the suite's boards use, for the versions record of its cells: the
-    corpus x models x methods x fills grid when a listed board uses it, each listed board's own plugins
-    (``Board.plugins_used``), and the executor."""
-    registry = registry or get_registry()
-    used: list[tuple[str, str]] = []
-    if suite.uses_grid:
-        for kind, refs in (("corpus", [suite.corpus]), ("model", suite.models), ("method", suite.methods),
-                           ("fill", suite.fills)):
-            used += [(kind, r.name) for r in refs]
-    for board in registry.boards():
-        if board.name in suite.boards:
-            used += board.plugins_used(suite.settings.get(board.name))
-    used.append(("executor", suite.executor.name))
-    return list(dict.fromkeys(used))
+    """(kind, name) of every plugin the suite's boards use, for the versions record of its cells
+    (harness.preflight.plugin_refs: the grid's, each listed board's own, the executor)."""
+    return list(dict.fromkeys((kind, ref.name) for kind, ref in plugin_refs(suite, registry or get_registry())))
 
 
-def validate_names(suite: Suite, registry: PluginRegistry) -> None:
-    """Fail before any work if a suite names a plugin nothing registered."""
-    for kind, name in plugins_used(suite, registry):
-        registry.get(kind, name)
+def validate_names(suite: Suite, registry: PluginRegistry, worker: WorkerCache | None = None) -> None:
+    """Fail before any work if a suite names a plugin nothing registered, a parameter it does not take, or a
+    value a method, fill or executor refuses (harness.preflight)."""
+    preflight(suite, registry, worker)
 
 
 def versions_record(suite: Suite, registry: PluginRegistry) -> dict:
@@ -199,14 +189,16 @@ def execute(ctx: PlanContext, todo: list[CellJob], settings: ModelCacheSettings,
 def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None, progress: bool = True,
               log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> RunSummary:
     registry = registry or get_registry()
-    validate_names(suite, registry)
+    cache = WorkerCache(registry)
+    validate_names(suite, registry, cache)
     t_start = time.perf_counter()
     summary = RunSummary(suite=suite.name)
-    cache = WorkerCache(registry)
     corpus_digest, utterances = open_corpus(suite, cache)
     versions = versions_record(suite, registry)
 
     with ResultStore(db_path) as store:
+        for killed in store.mark_killed_runs():
+            log(f"run {killed} in {db_path} was killed before it finished (its finished cells are kept)")
         unfinished = unfinished_run(store.runs(), suite.name, suite.digest)
         run_id = store.start_run(suite.name, suite.digest, suite.path, versions)
         cache.artifacts = store

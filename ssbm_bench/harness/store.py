@@ -129,6 +129,14 @@ class ResultStore:
         self.close()
 
     # --- runs -------------------------------------------------------------
+    def mark_killed_runs(self) -> list[int]:
+        """Runs still marked 'running' when a new run starts were killed (the store has one writer): mark them
+        'killed' and return their ids."""
+        with self.conn:
+            ids = [r for (r,) in self.conn.execute("SELECT run_id FROM runs WHERE status='running'").fetchall()]
+            self.conn.execute("UPDATE runs SET status='killed' WHERE status='running'")
+        return ids
+
     def start_run(self, suite: str, suite_digest: str, suite_path: str, versions: dict) -> int:
         with self.conn:
             cur = self.conn.execute(
@@ -222,6 +230,16 @@ class ResultStore:
                 self.conn.executemany("INSERT OR IGNORE INTO model_outputs VALUES (?,?,?,?)", output_rows)
                 added = self.conn.total_changes - before
         return added
+
+    def cell_fields(self, keys) -> dict[str, dict]:
+        """{key: the fields the key is a digest of} for the keys whose fields were recorded."""
+        keys = list(keys)
+        out: dict[str, dict] = {}
+        for i in range(0, len(keys), 500):
+            part = keys[i:i + 500]
+            sql = f"SELECT key, fields FROM cell_fields WHERE key IN ({','.join('?' * len(part))})"
+            out.update((k, json.loads(f)) for k, f in self.conn.execute(sql, part).fetchall())
+        return out
 
     def suite_cells(self, suite: str) -> list[dict]:
         """The identity of every stored cell of a suite, with its key fields where they were recorded."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,11 +189,35 @@ def _method_models(doc: dict, models: tuple[PluginRef, ...], where: str) -> tupl
     return tuple(out)
 
 
+#: a suite's name names its results store (results/NAME.sqlite): letters, digits, '_', '.', '-', no '..'
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def _suite_name(head: dict, where: str) -> str:
+    name = expect(head["name"], str, "suite.name", where)
+    if not SAFE_NAME.fullmatch(name) or ".." in name:
+        raise SuiteError(f"{where}: suite.name {name!r} must be safe as a file name (letters, digits, '_', '.', "
+                         f"'-'; at most 100; no '..'): it names the results store results/NAME.sqlite")
+    return name
+
+
+def _no_duplicates(refs: tuple[PluginRef, ...], section: str, where: str) -> None:
+    labels = [r.label for r in refs]
+    twice = sorted({x for x in labels if labels.count(x) > 1})
+    if twice:
+        raise SuiteError(f"{where}: [[{section}]] lists {', '.join(repr(t) for t in twice)} twice; each entry "
+                         f"must differ in its name or parameters (its cells would be counted twice)")
+
+
 def _boards(head: dict, registry, where: str) -> tuple[str, ...]:
     boards = head.get("boards", [DEFAULT_BOARD])
     if not isinstance(boards, list) or not all(isinstance(b, str) for b in boards):
         raise SuiteError(f"{where}: suite.boards must be a list of board names (e.g. boards = [\"ssbm\"]), "
                          f"got {boards!r}")
+    if not boards:
+        raise SuiteError(f"{where}: suite.boards is empty: name at least one board (e.g. boards = [\"ssbm\"])")
+    if len(set(boards)) != len(boards):
+        raise SuiteError(f"{where}: suite.boards lists a board twice: {boards!r}")
     known = registry.names("board")
     for b in boards:
         if b not in known:
@@ -245,6 +270,8 @@ def parse_suite(doc: dict, where: str = "suite", registry=None) -> Suite:
     models = _plugin_list(doc, "models", where, required=grid_boards)
     methods = _plugin_list(doc, "methods", where, required=grid_boards)
     method_models = _method_models(doc, models, where)
+    for refs, section in ((models, "models"), (methods, "methods"), (fills, "fills")):
+        _no_duplicates(refs, section, where)
 
     settings = {}
     for name in registry.names("board"):
@@ -257,7 +284,7 @@ def parse_suite(doc: dict, where: str = "suite", registry=None) -> Suite:
             settings[name] = board.parse_settings(section, name in boards, where)
 
     return Suite(
-        name=expect(head["name"], str, "suite.name", where),
+        name=_suite_name(head, where),
         description=str(head.get("description", "")),
         boards=boards,
         corpus=PluginRef(expect(corpus["name"], str, "corpus.name", where), dict(corpus.get("params", {}))),

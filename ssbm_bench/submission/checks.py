@@ -195,6 +195,9 @@ class CellChecks:
         if not suite.runs(cell["model"], cell["method"]):
             raise SubmissionError(f"{where}.method: suite {name!r} does not run {cell['method']!r} with model "
                                   f"{cell['model']!r} (its [[methods]] entry names other models)")
+        self.once((cell["board"], cell["model"], cell["method"], cell["fill"], cell["utterance"], cell["target"],
+                   cell["seed"]), i, f"model {cell['model']!r}, method {cell['method']!r}, fill {cell['fill']!r}, "
+                                   f"utterance {cell['utterance']!r}, target {cell['target']!r}, seed {cell['seed']}")
         if cell["utterance"] == "*":
             if cell["status"] != "skipped":
                 raise SubmissionError(f"{where}.utterance: '*' (all utterances) only marks a skipped cell")

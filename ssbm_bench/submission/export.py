@@ -19,8 +19,8 @@ from .guards import LEADERBOARDS_DIR, SCHEMA_NAME, SCHEMA_VERSION, SubmissionErr
     parse_submission_bytes
 
 
-def _cell_dict(c, version_index: int) -> dict:
-    return {"key": c.key, "board": c.board, "corpus": c.corpus, "model": c.model, "method": c.method,
+def _cell_dict(c, version_index: int, fields: dict) -> dict:
+    return {"fields": fields, "key": c.key, "board": c.board, "corpus": c.corpus, "model": c.model, "method": c.method,
             "fill": c.fill, "utterance": c.utterance, "target": c.target, "seed": int(c.seed), "status": c.status,
             "reason": c.reason, "raw": c.raw, "params": c.params, "versions": version_index,
             "seconds": None if c.seconds is None else float(c.seconds)}
@@ -63,6 +63,7 @@ def export_submission(db: str | Path, suite_name: str | None = None, suite_file:
         runs = store.runs()
         paths = dict(store.conn.execute("SELECT run_id, suite_path FROM runs").fetchall())
         cells_all = list(store.cells(every_version=True))
+        key_fields = store.cell_fields(c.key for c in cells_all)
         plans: dict[int, set[str]] = {}
         for run_id, key in store.conn.execute("SELECT run_id, key FROM run_plans").fetchall():
             plans.setdefault(run_id, set()).add(key)
@@ -133,7 +134,11 @@ def export_submission(db: str | Path, suite_name: str | None = None, suite_file:
         if vkey not in index:
             index[vkey] = len(versions)
             versions.append(c.versions)
-        out_cells.append(_cell_dict(c, index[vkey]))
+        if c.key not in key_fields:
+            raise SubmissionError(f"suite {suite_name!r}: cell {c.key[:12]}... ({c.board}, {c.model}, {c.method}, "
+                                  f"{c.utterance}) has no recorded key fields (a store written before they were "
+                                  f"recorded): run the suite again into a fresh store to submit it")
+        out_cells.append(_cell_dict(c, index[vkey], key_fields[c.key]))
     from .. import __version__
 
     doc: dict = {

@@ -9,6 +9,7 @@ this checkout's scoring and must be exactly the submitted rows.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +109,52 @@ def compare_rows(submitted: dict, rescored: dict, registry=None) -> None:
                                   f"cells give")
 
 
+#: raw fields that record how long or by which path a cell ran, not what it found
+_TIMING = ("explain_seconds", "map_reused")
+
+
+def check_key(i: int, cell: dict, suite_name: str) -> None:
+    """A version-3 cell's key is the digest of its fields, which name this suite and agree with the cell's columns:
+    a key cannot be altered, nor a cell moved to another identity, without the re-hash saying so."""
+    from ..harness.plan import PROTOCOL_VERSION
+    from ..harness.suite import PluginRef
+
+    fields, where = cell["fields"], f"cells[{i}]"
+    text = json.dumps(fields, sort_keys=True, default=str)
+    if hashlib.sha256(text.encode()).hexdigest() != cell["key"]:
+        raise SubmissionError(f"{where}.key: {cell['key'][:16]}... is not the SHA-256 of the cell's fields; a cell's "
+                              f"key is the digest of everything that determined it")
+    for k, want in (("protocol", PROTOCOL_VERSION), ("suite", suite_name)):
+        if fields.get(k) != want:
+            raise SubmissionError(f"{where}.fields.{k}: {short(fields.get(k))}, not {want!r}")
+    for k in ("utterance", "target", "seed"):
+        if k in fields and fields[k] != cell[k]:
+            raise SubmissionError(f"{where}.fields.{k}: {short(fields[k])}, but the cell's {k} is {short(cell[k])}")
+    for k in ("model", "method", "fill"):
+        ref = fields.get(k)
+        if isinstance(ref, dict) and isinstance(ref.get("name"), str) and isinstance(ref.get("params", {}), dict):
+            label = PluginRef(ref["name"], ref.get("params", {})).label
+            if label != cell[k]:
+                raise SubmissionError(f"{where}.fields.{k}: {label!r}, but the cell's {k} is {short(cell[k])}")
+
+
+def _no_copied_outcomes(doc: dict) -> None:
+    """Refuse a cell whose raw outcome is another cell's of the same board, copied under another identity:
+    real cells differ at least in the map, the target or the noise they were measured with."""
+    seen: dict[tuple, int] = {}
+    for i, cell in enumerate(doc["cells"]):
+        raw = cell["raw"]
+        if cell["status"] != "ok" or not isinstance(raw, dict):
+            continue
+        content = dumps({k: v for k, v in raw.items() if k not in _TIMING})
+        ident = (cell["board"], hashlib.sha256(content.encode()).hexdigest())
+        if ident in seen:
+            j = seen[ident]
+            raise SubmissionError(f"cells[{i}].raw: the same outcome as cells[{j}] (another model, method, fill, "
+                                  f"utterance, target or seed); a copied cell is not a measurement")
+        seen[ident] = i
+
+
 def validate_submission(doc: dict, suites_dir: Path = LEADERBOARDS_DIR / "suites", check_corpus: bool = True
                         ) -> Validated:
     """Everything short of re-running cells; raises SubmissionError naming the field."""
@@ -154,6 +201,9 @@ def validate_submission(doc: dict, suites_dir: Path = LEADERBOARDS_DIR / "suites
         if cell["versions"] >= n_versions:
             raise SubmissionError(f"{where}.versions: {cell['versions']} but only {n_versions} version record(s)")
         registry.board(board).check_cell(i, cell, suite.settings.get(board), checks)
+        if doc["schema_version"] >= 3:
+            check_key(i, cell, name)
+    _no_copied_outcomes(doc)
     cells = cell_rows(doc)
     try:
         rows = board_rows_json(cells, registry=registry)

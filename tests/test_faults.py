@@ -1,0 +1,203 @@
+"""Faults a user or an attacker brings, each refused by name or survived (the fast cases).
+
+* bad suites: refused before any model is called, naming the key, plugin or parameter;
+* forged submissions: a cell copied under another identity, or a grid cell given twice;
+* a killed run: marked as such by the next run, which keeps what it finished;
+* a run with failed cells: exits 1 and names them;
+* hostile names: inert in the published markdown.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+
+from e2e_helpers import cli
+from ssbm_bench.errors import SuiteError
+from ssbm_bench.harness.runner import run_suite
+from ssbm_bench.harness.store import ResultStore
+from ssbm_bench.harness.suite import parse_suite
+from ssbm_bench.submission import SubmissionError, validate_submission
+from submission_helpers import good_submission, redigest, write_suites
+
+BASE = {"suite": {"name": "t"}, "corpus": {"name": "synthetic"}, "models": [{"name": "pocketsphinx"}],
+        "methods": [{"name": "energy"}]}
+
+
+def suite(**edits) -> dict:
+    doc = copy.deepcopy(BASE)
+    for path, value in edits.items():
+        node = doc
+        keys = path.split("__")
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        node[keys[-1]] = value
+    return doc
+
+
+PARSE_REFUSALS = [
+    ("boards not a list", suite(suite__boards="ssbm"), "suite.boards must be a list of board names"),
+    ("no board", suite(suite__boards=[]), "suite.boards is empty"),
+    ("a board twice", suite(suite__boards=["ssbm", "ssbm"]), "lists a board twice"),
+    ("unknown board", suite(suite__boards=["sssbm"]), "unknown board 'sssbm' (did you mean 'ssbm'?)"),
+    ("escaping name", suite(suite__name="../../escaped"), "must be safe as a file name"),
+    ("a method twice", suite(methods=[{"name": "energy"}, {"name": "energy"}]), "[[methods]] lists 'energy' twice"),
+    ("a model twice", suite(models=[{"name": "pocketsphinx"}] * 2), "[[models]] lists 'pocketsphinx' twice"),
+    ("no calibration levels", suite(ssbm__calibration={"levels_db": []}), "levels_db must be a non-empty list"),
+    ("NaN threshold", suite(ssbm__thresholds={"magnitude": [math.nan]}), "must be a non-empty list of finite"),
+    ("infinite threshold", suite(ssbm__thresholds={"score": [math.inf]}), "must be a non-empty list of finite"),
+    ("accuracy out of range", suite(ssbm__calibration={"max_accuracy": 7}), "max_accuracy is a word accuracy"),
+    ("zero calibration utterances", suite(ssbm__calibration={"utterances": 0}), "utterances must be at least 1"),
+    ("deletion fraction twice", suite(deletion={"fractions": [0.5, 0.5]}), "lists a fraction twice"),
+]
+
+
+@pytest.mark.parametrize("what,doc,message", PARSE_REFUSALS, ids=[p[0] for p in PARSE_REFUSALS])
+def test_a_bad_suite_is_refused_by_name(what, doc, message):
+    with pytest.raises(SuiteError) as info:
+        parse_suite(doc)
+    assert message in str(info.value)
+
+
+PREFLIGHT_REFUSALS = [
+    ("misspelt parameter", suite(methods=[{"name": "energy", "params": {"n_melz": 30}}]),
+     "method 'energy' has no parameter 'n_melz' (did you mean 'n_mels'?); its parameters: n_mels, preemphasis"),
+    ("wrong parameter type", suite(methods=[{"name": "energy", "params": {"n_mels": "thirty"}}]),
+     "method 'energy' parameter 'n_mels' must be int, got 'thirty'"),
+    ("a value the method refuses", suite(methods=[{"name": "energy", "params": {"n_mels": 0}}]),
+     "method 'energy[n_mels=0]': energy: n_mels must be at least 1"),
+    ("no workers", suite(run={"executor": "process-pool", "executor_params": {"workers": 0}}),
+     "executor 'process-pool[workers=0]': executor process-pool: workers must be at least 1"),
+    ("model parameter typo", suite(models=[{"name": "pocketsphinx", "params": {"pad_second": 0.1}}]),
+     "model 'pocketsphinx' has no parameter 'pad_second' (did you mean 'pad_seconds'?)"),
+    ("unknown fill", suite(fills=[{"name": "pink-noise"}]), "unknown fill 'pink-noise'"),
+]
+
+
+@pytest.mark.parametrize("what,doc,message", PREFLIGHT_REFUSALS, ids=[p[0] for p in PREFLIGHT_REFUSALS])
+def test_plugin_settings_are_refused_before_any_model_is_called(tmp_path, what, doc, message):
+    db = tmp_path / "never.sqlite"
+    with pytest.raises(Exception) as info:
+        run_suite(parse_suite(doc), str(db), progress=False, log=lambda s: None)
+    assert message in str(info.value)
+    assert not db.exists()  # refused before the store was opened: nothing was decoded, calibrated or stored
+
+
+def test_the_cli_refuses_a_misspelt_parameter_without_a_traceback(tmp_path):
+    path = tmp_path / "typo.toml"
+    path.write_text('[suite]\nname = "typo"\n[corpus]\nname = "synthetic"\n[[models]]\nname = "pocketsphinx"\n'
+                    '[[methods]]\nname = "energy"\nparams = { n_melz = 30 }\n')
+    out = cli("run", str(path), "--db", str(tmp_path / "x.sqlite"), check=False)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "did you mean 'n_mels'?" in out.stderr
+
+
+# --- forged submissions ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def suites_dir(tmp_path):
+    return write_suites(tmp_path / "suites")
+
+
+def test_a_cell_copied_under_another_identity_is_refused(suites_dir):
+    doc = good_submission()
+    ok = [i for i, c in enumerate(doc["cells"]) if c["status"] == "ok"]
+    src, dst = ok[0], next(i for i in ok if doc["cells"][i]["method"] == doc["cells"][ok[0]]["method"]
+                           and doc["cells"][i]["utterance"] != doc["cells"][ok[0]]["utterance"])
+    doc["cells"][dst]["raw"] = copy.deepcopy(doc["cells"][src]["raw"])
+    redigest(doc)
+    with pytest.raises(SubmissionError, match=rf"cells\[{max(src, dst)}\]\.raw: the same outcome as "
+                                              rf"cells\[{min(src, dst)}\]"):
+        validate_submission(doc, suites_dir, check_corpus=False)
+
+
+def test_a_grid_cell_given_twice_under_a_new_key_is_refused(suites_dir):
+    doc = good_submission()
+    twin = copy.deepcopy(doc["cells"][0])
+    twin["key"] = "f" * 64
+    twin["raw"]["thresholds"][0]["lerf"]["hyp"] += " again"  # not a byte copy: only the identity repeats
+    doc["cells"].append(twin)
+    redigest(doc)
+    with pytest.raises(SubmissionError, match=r"cells\[\d+\]: a second cell of model 'pocketsphinx', method"):
+        validate_submission(doc, suites_dir, check_corpus=False)
+
+
+# --- runs that die, runs that fail -------------------------------------------------------------------------
+
+def test_a_killed_run_is_marked_by_the_next(tmp_path):
+    db = tmp_path / "k.sqlite"
+    with ResultStore(db) as store:  # a run whose process was killed: it never finished its row
+        store.start_run("other", "d", "", {"ssbm-bench": "0"})
+    doc = {"suite": {"name": "k", "boards": ["stability"]},
+           "stability": {"excerpts": 1, "n_samples": [20], "runs": 2, "fills": ["zero"], "reference_fill": "zero",
+                         "method": {"name": "soundlime-temporal"}}}
+    said: list[str] = []
+    run_suite(parse_suite(doc), str(db), progress=False, log=said.append)
+    assert any("run 1 in" in s and "was killed before it finished" in s for s in said)
+    with ResultStore(db) as store:
+        assert [r["status"] for r in store.runs()] == ["killed", "finished"]
+
+
+class Explodes:
+    """A method plugin that fails inside every cell (a stand-in for a buggy outside method: a narrow unit
+    double, since the point is the harness's handling of a plugin that raises, not any real method)."""
+
+    name = "explodes"
+    map_kind = "score"
+    requires = frozenset()
+
+    def describe(self) -> dict:
+        return {"name": self.name}
+
+    def explain(self, request):
+        raise RuntimeError("the method's own bug")
+
+
+class ExplodingPlugin:
+    from ssbm_bench.hookspecs import hookimpl
+
+    @staticmethod
+    @hookimpl
+    def register_methods(register):
+        from ssbm_bench.records import MethodPlugin
+
+        register(MethodPlugin("explodes", Explodes, "fails inside every cell"))
+
+
+def test_a_run_with_failed_cells_names_them_and_exits_1(tmp_path):
+    from e2e_helpers import RECOGNISED
+    from ssbm_bench.cli import run_summary_lines
+    from ssbm_bench.plugins import build_registry
+
+    registry = build_registry(extra_plugins=[ExplodingPlugin])
+    doc = suite(corpus={"name": "synthetic", "utterances": RECOGNISED[:1], "words_per_utterance": 1},
+                methods=[{"name": "explodes"}, {"name": "random"}],
+                ssbm={"thresholds": {"score": [0.1]}, "calibration": {"levels_db": [0.0], "utterances": 1}})
+    summary = run_suite(parse_suite(doc, registry=registry), str(tmp_path / "f.sqlite"), registry=registry,
+                        progress=False, log=lambda s: None)
+    assert summary.computed == 2 and summary.errors == 1  # the other method's cell finished
+    [failed] = summary.failed
+    assert "explodes" in failed["cell"] and "the method's own bug" in failed["reason"]
+    lines = run_summary_lines(summary, "f.sqlite")
+    assert "1 cell(s) ended in an error (the run exits with status 1):" in lines
+    assert any("explodes" in line and "the method's own bug" in line for line in lines)
+
+
+# --- hostile names on the published page -------------------------------------------------------------------
+
+def test_names_are_inert_in_the_published_markdown():
+    from ssbm_bench.publish import md
+
+    assert md("energy<script>alert(1)</script>") == "energy&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert md("a|b") == "a\\|b" and md("x`y") == "x'y" and md("two\nlines") == "two lines"
+    assert json.dumps(md("bubble[n_mixtures=32]")) == '"bubble[n_mixtures=32]"'  # ordinary labels unchanged
+
+
+def test_names_cannot_become_spreadsheet_formulas():
+    from ssbm_bench.publish import csv_safe
+
+    assert csv_safe("=HYPERLINK(1)") == "'=HYPERLINK(1)" and csv_safe("@sum") == "'@sum"
+    assert csv_safe("energy") == "energy" and csv_safe(-0.5) == -0.5  # numbers stay numbers
