@@ -25,7 +25,7 @@ from collections import OrderedDict, deque
 from typing import Any, Callable, Iterable, Iterator
 
 from ssbm_bench.errors import InputError, SsbmBenchError
-from ssbm_bench.executor import Executor
+from ssbm_bench.executor import Executor, JobFailed
 from ssbm_bench.hookspecs import hookimpl
 from ssbm_bench.records import ExecutorPlugin
 
@@ -152,6 +152,7 @@ class RayExecutor(Executor):
         actors = self._actors  # handle -> {"group": str, "in_flight": int}
         replicas: dict[str, int] = {g: 0 for g in queues}
         pending: dict = {}  # object ref -> (actor, job)
+        deaths: dict = {}  # job key -> how often a worker died with it in flight
 
         def start_actors() -> None:
             while len(actors) < self.workers:
@@ -184,13 +185,23 @@ class RayExecutor(Executor):
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
                 handle, job = pending.pop(ref)
-                actors[handle]["in_flight"] -= 1
+                if handle in actors:
+                    actors[handle]["in_flight"] -= 1
                 try:
                     result = ray.get(ref)
                 except ray.exceptions.RayActorError as exc:
-                    raise ExecutorFailure(f"executor ray: the worker running {_describe(job)} died "
-                                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                                          f"finished cells are kept, rerun to resume") from exc
+                    # the worker died (a plugin's segfault or abort): the cell is tried once more on a fresh
+                    # worker, and fails, named, if its worker dies again; the other cells go on
+                    if handle in actors:
+                        replicas[actors.pop(handle)["group"]] -= 1
+                    key = getattr(job, "key", id(job))
+                    deaths[key] = deaths.get(key, 0) + 1
+                    if deaths[key] < 2:
+                        queues[model_group(job)].appendleft(job)
+                        continue
+                    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    result = JobFailed(job, f"its Ray worker died twice while computing it ({first[:200]}): a plugin "
+                                            f"crashed the process (a segfault or an abort); the other cells went on")
                 except ray.exceptions.RayTaskError as exc:
                     raise ExecutorFailure(f"executor ray: {_describe(job)} raised in its worker: "
                                           f"{exc}") from exc

@@ -26,6 +26,7 @@ from typing import Any, Callable
 from .. import __version__
 from ..board import CellJob, CellResult
 from ..errors import SsbmBenchError
+from ..executor import JobFailed, call_with_timeout
 from ..model_cache import ModelCacheSettings, merge_stats, summarise
 from ..plugins import PluginRegistry, get_registry
 from .plan import PlanContext
@@ -163,10 +164,14 @@ def execute(ctx: PlanContext, todo: list[CellJob], settings: ModelCacheSettings,
     and model outputs)."""
     suite, store, summary, log = ctx.suite, ctx.store, ctx.summary, ctx.log
     executor = ctx.registry.create("executor", suite.executor.name, **suite.executor.params)
-    work = functools.partial(run_cell_caching, settings)
+    executor.cell_timeout = suite.cell_timeout
+    work = functools.partial(run_cell_caching, settings, suite.cell_timeout)
     bar = _progress(len(todo), f"cells {suite.name}", progress and len(todo) > 0)
     try:
         for done in executor.run(todo, work, local_state={"ssbm_bench": ctx.worker}):
+            if isinstance(done, JobFailed):  # its worker died or it ran out of time: the cell's error
+                done = Finished(CellResult(done.job, "error", f"cell {describe_cell(done.job)}: {done.reason}"),
+                                {"stats": {}, "entries": []})
             res = done.result
             store.put_cell(cell_row(suite, res, ctx.versions))
             key_fields = ctx.fields_of.pop(res.job.key, None)
@@ -240,23 +245,23 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
     return summary
 
 
-def run_cell_caching(settings: ModelCacheSettings, job: CellJob, worker_state: dict) -> Finished:
-    """The executors' work function: run the cell (run_cell) with the worker's
-    model-output cache set up, and hand back what the cache learnt with the
-    result, for the writer to store."""
+def run_cell_caching(settings: ModelCacheSettings, timeout: float | None, job: CellJob, worker_state: dict
+                     ) -> Finished:
+    """The executors' work function: run the cell (run_cell, within `timeout` seconds) with the worker's
+    model-output cache set up, and hand back what the cache learnt with the result, for the writer to store."""
     cache = cache_from(worker_state)
     cache.configure_model_cache(settings)
-    result = run_cell(job, worker_state)
+    result = run_cell(job, worker_state, timeout)
     return Finished(result, cache.model_outputs.drain())
 
 
-def run_cell(job: CellJob, worker_state: dict) -> CellResult:
-    """Compute one cell through its board. Anything a board or plugin raises becomes that cell's stored
-    error, naming the board and the cell, never the end of the run."""
+def run_cell(job: CellJob, worker_state: dict, timeout: float | None = None) -> CellResult:
+    """Compute one cell through its board, within `timeout` seconds. Anything a board or plugin raises (a
+    timeout included) becomes that cell's stored error, naming the board and the cell, never the end of the run."""
     t0 = time.perf_counter()
     cache = cache_from(worker_state)
     try:
-        return cache.registry.board(job.board).compute(job, cache)
+        return call_with_timeout(lambda: cache.registry.board(job.board).compute(job, cache), timeout)
     except Exception as exc:  # a plugin failing outside the guarded calls
         return CellResult(job, "error", f"cell {describe_cell(job)} raised {type(exc).__name__}: {exc}\n"
                                         f"{traceback.format_exc(limit=5)}", seconds=time.perf_counter() - t0)

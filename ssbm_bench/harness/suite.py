@@ -23,6 +23,9 @@ from ..model_cache import parse_enabled
 DEFAULT_CORPUS = "synthetic"
 #: the board a suite without `boards = [...]` runs, and `leaderboard` shows by default
 DEFAULT_BOARD = "ssbm"
+#: seconds a cell may run by default: generous (a bubble cell of 1000 mixtures decodes for many minutes on a
+#: CPU), but a hanging plugin ends
+DEFAULT_CELL_TIMEOUT = 7200.0
 #: the sections the core owns; every registered board adds its own (``Board.section``)
 CORE_SECTIONS = ("suite", "corpus", "models", "methods", "fills", "run")
 
@@ -66,6 +69,8 @@ class Suite:
     settings: dict = field(default_factory=dict)
     #: whether any listed board crosses the grid (corpus x models x methods x fills)
     uses_grid: bool = True
+    #: seconds one cell may run before it is stopped and stored as an error ([run] cell_timeout; None: no limit)
+    cell_timeout: float | None = None
     #: cache model outputs by input digest ([run] model_cache; `run --no-model-cache` turns it off)
     model_cache: bool = True
     #: per entry of `methods`, the labels of the models it runs on (None: every model of the suite);
@@ -99,7 +104,7 @@ _SCHEMA: dict[str, set[str]] = {
     "models": {"name", "params"},
     "methods": {"name", "params", "models"},
     "fills": {"name", "params"},
-    "run": {"seeds", "executor", "executor_params", "model_cache"},
+    "run": {"seeds", "executor", "executor_params", "model_cache", "cell_timeout"},
 }
 
 
@@ -266,6 +271,9 @@ def parse_suite(doc: dict, where: str = "suite", registry=None) -> Suite:
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
         raise SuiteError(f"{where}: run.seeds must be a non-empty list of integers, got {seeds!r}")
     model_cache = parse_enabled(run.get("model_cache", True), f"{where}: run.model_cache")
+    timeout = expect(run.get("cell_timeout", DEFAULT_CELL_TIMEOUT), (int, float), "run.cell_timeout", where)
+    if not (timeout >= 0 and timeout != float("inf")):
+        raise SuiteError(f"{where}: run.cell_timeout is seconds per cell (0: no limit), got {timeout!r}")
     fills = _plugin_list(doc, "fills", where, required=False) or (PluginRef("white-noise"),)
     models = _plugin_list(doc, "models", where, required=grid_boards)
     methods = _plugin_list(doc, "methods", where, required=grid_boards)
@@ -301,6 +309,7 @@ def parse_suite(doc: dict, where: str = "suite", registry=None) -> Suite:
         uses_grid=grid_boards,
         method_models=method_models,
         model_cache=model_cache,
+        cell_timeout=float(timeout) or None,
     )
 
 

@@ -26,6 +26,7 @@ def protocol_source(source: dict) -> dict:
     if isinstance(run, dict):
         run.pop("executor", None)
         run.pop("executor_params", None)
+        run.pop("cell_timeout", None)
         if not run:
             out.pop("run")
     return out

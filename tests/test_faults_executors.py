@@ -1,0 +1,132 @@
+"""Hostile plugins, installed as a package (tests/fault_plugins/), against the real CLI and executors.
+
+* a method that hangs: stopped at the suite's ``[run] cell_timeout``, stored as that cell's error, the rest run;
+* a method that segfaults or aborts its worker process: the process pool names the cell, the rest run;
+* the parent of a process-pool run killed with SIGKILL: its workers die with it (none is left behind).
+
+Each run exits 1 and names the failed cell; finished cells are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from e2e_helpers import BIN, RECOGNISED, cli
+
+PACKAGE = Path(__file__).resolve().parent / "fault_plugins"
+
+
+@pytest.fixture(scope="module")
+def installed_faults():
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run(pip + ["install", "--no-build-isolation", "--no-deps", str(PACKAGE)], check=True)
+    yield
+    subprocess.run(pip + ["uninstall", "-y", "ssbm-bench-fault-plugins"], check=True)
+
+
+def write(path: Path, method: str, executor: str = "inprocess", timeout: float = 0) -> Path:
+    path.write_text(f"""
+[suite]
+name = "{path.stem}"
+[corpus]
+name = "synthetic"
+utterances = {json.dumps(RECOGNISED[:1])}
+words_per_utterance = 1
+[[models]]
+name = "pocketsphinx"
+[[methods]]
+name = "{method}"
+[[methods]]
+name = "random"
+[ssbm]
+thresholds = {{ score = [0.1] }}
+calibration = {{ levels_db = [0.0], utterances = 1 }}
+[run]
+executor = "{executor}"
+{'executor_params = { workers = 2 }' if executor == "process-pool" else ''}
+cell_timeout = {timeout}
+""")
+    return path
+
+
+def cells(db: Path) -> dict[str, tuple[str, str]]:
+    with sqlite3.connect(db) as conn:
+        return {m: (s, r or "") for m, s, r in conn.execute("SELECT method, status, reason FROM cells")}
+
+
+def test_a_hanging_method_is_stopped_at_the_cell_timeout(installed_faults, tmp_path):
+    suite = write(tmp_path / "hangs.toml", "hang", timeout=30)
+    out = cli("run", str(suite), "--db", str(tmp_path / "h.sqlite"), "--no-progress", check=False, timeout=600)
+    assert out.returncode == 1, out.stderr
+    got = cells(tmp_path / "h.sqlite")
+    assert got["random"][0] == "ok"
+    assert got["hang"][0] == "error" and "time limit of 30 s" in got["hang"][1] and "'hang'" in got["hang"][1]
+    assert "1 cell(s) ended in an error" in out.stdout and "hang" in out.stdout.split("ended in an error")[1]
+
+
+@pytest.mark.parametrize("method,code", [("crash-segfault", -signal.SIGSEGV), ("crash-abort", -signal.SIGABRT)])
+def test_a_method_that_crashes_its_worker_is_named_and_the_run_goes_on(installed_faults, tmp_path, method, code):
+    suite = write(tmp_path / f"{method}.toml", method, executor="process-pool")
+    db = tmp_path / "c.sqlite"
+    out = cli("run", str(suite), "--db", str(db), "--no-progress", check=False, timeout=600)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    got = cells(db)
+    assert got["random"][0] == "ok"
+    status, reason = got[method]
+    assert status == "error" and f"worker process died (exit code {code})" in reason and method in reason
+    assert f"{method}" in out.stdout.split("ended in an error")[1]
+
+
+def _children(pid: int) -> set[int]:
+    out = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.add(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_killing_a_pool_run_leaves_no_worker_behind(installed_faults, tmp_path):
+    suite = write(tmp_path / "killed.toml", "hang", executor="process-pool", timeout=0)
+    proc = subprocess.Popen([str(BIN), "run", str(suite), "--db", str(tmp_path / "k.sqlite"), "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        workers: set[int] = set()
+        deadline = time.time() + 300
+        while time.time() < deadline and len(workers) < 2:  # the pool's two workers (and the resource tracker)
+            workers = {p for p in _children(proc.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()
+                       .replace("\0", " ")} if proc.poll() is None else workers
+            time.sleep(0.5)
+        assert len(workers) >= 2, "the pool's workers never started"
+        time.sleep(5)  # let the hanging cell start
+        everyone = workers | _children(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.time() + 30
+        while time.time() < deadline and any(_alive(p) for p in everyone):
+            time.sleep(0.5)
+        assert not [p for p in everyone if _alive(p)], "processes outlived the killed run"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
