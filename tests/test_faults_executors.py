@@ -2,7 +2,8 @@
 
 * a method that hangs: stopped at the suite's ``[run] cell_timeout``, stored as that cell's error, the rest run;
 * a method that segfaults or aborts its worker process: the process pool names the cell, the rest run;
-* the parent of a process-pool run killed with SIGKILL: its workers die with it (none is left behind).
+* the parent of a process-pool run killed with SIGKILL: its workers die with it (none is left behind);
+* a method that segfaults an in-process run: the next run names the cell it was computing.
 
 Each run exits 1 and names the failed cell; finished cells are kept.
 """
@@ -84,6 +85,18 @@ def test_a_method_that_crashes_its_worker_is_named_and_the_run_goes_on(installed
     status, reason = got[method]
     assert status == "error" and f"worker process died (exit code {code})" in reason and method in reason
     assert f"{method}" in out.stdout.split("ended in an error")[1]
+
+
+def test_an_in_process_crash_is_named_by_the_next_run(installed_faults, tmp_path):
+    """In process nothing can survive a segfault; the next run says which cell the killed one was computing."""
+    db = tmp_path / "ip.sqlite"
+    crashed = cli("run", str(write(tmp_path / "crashes.toml", "crash-segfault")), "--db", str(db), "--no-progress",
+                  check=False, timeout=600)
+    assert crashed.returncode in (-signal.SIGSEGV, 128 + signal.SIGSEGV)
+    after = write(tmp_path / "after.toml", "energy")
+    again = cli("run", str(after), "--db", str(db), "--no-progress", timeout=600)
+    assert "run 1 in" in again.stderr and "was killed before it finished" in again.stderr
+    assert "the cell it was computing: model pocketsphinx, method crash-segfault, fill white-noise" in again.stderr
 
 
 def _children(pid: int) -> set[int]:

@@ -33,7 +33,7 @@ from .plan import PlanContext
 from .preflight import plugin_refs, preflight
 from .recompute import reason_lines, recompute_reasons, unfinished_run
 from .store import CellRow, ResultStore
-from .suite import Suite
+from .suite import PluginRef, Suite
 from .worker import WorkerCache, cache_from
 
 
@@ -129,6 +129,18 @@ def cell_row(suite: Suite, res: CellResult, versions: dict) -> CellRow:
                    seconds=res.seconds)
 
 
+def fields_summary(fields: dict) -> str:
+    """A cell named from its key fields (board, model, method, fill, utterance, target, seed, where present)."""
+    parts = [str(fields["board"])] if "board" in fields else []
+    for k in ("model", "family", "method", "fill", "utterance", "target", "seed", "n_samples"):
+        v = fields.get(k)
+        if isinstance(v, dict) and "name" in v:
+            v = PluginRef(v["name"], v.get("params", {})).label
+        if v is not None:
+            parts.append(f"{k} {v}")
+    return ", ".join(parts)
+
+
 def describe_cell(job: CellJob) -> str:
     c = job.cell
     parts = [job.board, c.model, c.method, c.fill, c.utterance, c.target]
@@ -202,8 +214,9 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
     versions = versions_record(suite, registry)
 
     with ResultStore(db_path) as store:
-        for killed in store.mark_killed_runs():
-            log(f"run {killed} in {db_path} was killed before it finished (its finished cells are kept)")
+        for killed, fields in store.mark_killed_runs():
+            log(f"run {killed} in {db_path} was killed before it finished (its finished cells are kept)"
+                + (f"; the cell it was computing: {fields_summary(fields)}" if fields else ""))
         unfinished = unfinished_run(store.runs(), suite.name, suite.digest)
         run_id = store.start_run(suite.name, suite.digest, suite.path, versions)
         cache.artifacts = store
@@ -223,6 +236,8 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
             summary.cached = summary.planned - len(todo)
             log(f"{summary.planned} cells planned, {summary.cached} already in {db_path}, {len(todo)} to compute")
             ctx.fields_of = {j.key: ctx.fields_of[j.key] for j in todo if j.key in ctx.fields_of}
+            # every cell's key fields before any is computed: a crash mid-cell leaves its identity behind
+            store.put_cell_extras(list(ctx.fields_of.items()), [])
             if todo:
                 boards = {b.name: b for b in registry.boards()}
                 summary.recomputed = recompute_reasons(suite.name, todo, {j.key for j in jobs}, ctx.fields_of,

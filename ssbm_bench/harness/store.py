@@ -129,13 +129,24 @@ class ResultStore:
         self.close()
 
     # --- runs -------------------------------------------------------------
-    def mark_killed_runs(self) -> list[int]:
+    def mark_killed_runs(self) -> list[tuple[int, dict | None]]:
         """Runs still marked 'running' when a new run starts were killed (the store has one writer): mark them
-        'killed' and return their ids."""
+        'killed' and return (run id, the key fields of the first cell of its plan it had not stored, if any).
+
+        Cells run in plan order (in process, exactly; in a pool, nearly), and a run records its plan and
+        every planned cell's key fields before it computes any, so the first unfinished cell of a killed
+        run's plan is the cell it was computing (in process): a plugin that crashed the process is named."""
         with self.conn:
             ids = [r for (r,) in self.conn.execute("SELECT run_id FROM runs WHERE status='running'").fetchall()]
             self.conn.execute("UPDATE runs SET status='killed' WHERE status='running'")
-        return ids
+        out = []
+        for run_id in ids:
+            row = self.conn.execute(
+                "SELECT f.fields FROM run_plans p JOIN cell_fields f ON f.key = p.key "
+                "WHERE p.run_id = ? AND p.key != '' AND p.key NOT IN (SELECT key FROM cells) ORDER BY p.rowid LIMIT 1",
+                (run_id,)).fetchone()
+            out.append((run_id, json.loads(row[0]) if row else None))
+        return out
 
     def start_run(self, suite: str, suite_digest: str, suite_path: str, versions: dict) -> int:
         with self.conn:
