@@ -214,6 +214,9 @@ class LocalisationBoard(Board):
             raise SubmissionError(f"{where}.span_share: {raw['span_share']} is not the span's share "
                                   f"{(b - a) / frames} of the map's frames")
 
+    def check_complete(self, cells, settings, checks):
+        checks.grid_complete(self.name, cells)
+
     def rebuild_job(self, cell, settings, ctx):
         spec = spec_from_cell(cell, ctx.suite)
         return CellJob(cell["key"], self.name, grid_identity(ctx.suite, "", spec), cell["params"],

@@ -173,6 +173,10 @@ class Board(ABC):
         """Check one submitted cell against the suite (`checks`: a :class:`~ssbm_bench.submission.checks.CellChecks`);
         raise SubmissionError naming the field."""
 
+    def check_complete(self, cells: list[dict], settings: Any, checks: Any) -> None:
+        """After every cell passed `check_cell`: the board's submitted cells must be all a run of the suite
+        gives, so that no one is cherry-picked (grid boards: ``checks.grid_complete``)."""
+
     def rebuild_job(self, cell: dict, settings: Any, ctx: Any) -> CellJob:
         """The job that re-computes a submitted cell here (``leaderboard add --verify``); `ctx` is a
         :class:`~ssbm_bench.submission.verify.VerifyContext` (the suite, this process's plugin instances)."""

@@ -125,6 +125,18 @@ def test_a_grid_cell_given_twice_under_a_new_key_is_refused(suites_dir):
         validate_submission(doc, suites_dir, check_corpus=False)
 
 
+def test_cherry_picked_cells_are_refused(suites_dir):
+    """Two cells of one method dropped (its worst words, say): the other methods still have them."""
+    doc = good_submission()
+    method = doc["cells"][0]["method"]
+    drop = [i for i, c in enumerate(doc["cells"]) if c["method"] == method][:1]
+    doc["cells"] = [c for i, c in enumerate(doc["cells"]) if i not in drop]
+    redigest(doc)
+    with pytest.raises(SubmissionError, match=rf"the ssbm board is incomplete for model 'pocketsphinx': method "
+                                              rf"'{method}', fill 'white-noise', seed 0 lacks 1 of the"):
+        validate_submission(doc, suites_dir, check_corpus=False)
+
+
 # --- runs that die, runs that fail -------------------------------------------------------------------------
 
 def test_a_killed_run_is_marked_by_the_next(tmp_path):

@@ -314,6 +314,9 @@ class DeletionBoard(Board):
                 raise SubmissionError(f"cells[{i}].raw.conditions[{j}].fraction: {cond['fraction']} is not one "
                                       f"of the suite's fractions {list(fractions)}")
 
+    def check_complete(self, cells, settings, checks):
+        checks.grid_complete(self.name, cells)
+
     def rebuild_job(self, cell, settings, ctx):
         spec = spec_from_cell(cell, ctx.suite)
         fractions = tuple(float(f) for f in cell["params"]["fractions"])

@@ -350,6 +350,15 @@ class IsaBoard(Board):
     def check_cell(self, i, cell, settings, checks):
         check_isa_cell(i, cell, settings, checks)
 
+    def check_complete(self, cells, settings, checks):
+        """Every (family, method) of the [isa] section has its cell."""
+        have = {(c["model"], c["method"]) for c in cells}
+        for family in settings.families:
+            for method in settings.methods:
+                if (f"family:{family}", method.label) not in have:
+                    raise SubmissionError(f"cells: the isa board lacks the cell of family {family!r} with method "
+                                          f"{method.label!r}; a submission carries every cell of its run")
+
     def rebuild_job(self, cell, settings, ctx):
         raise NotRerunnable("ISA cells need the suite's seed families trained here")
 

@@ -275,6 +275,9 @@ class SsbmBoard(Board):
         if raw["map"]["min"] > raw["map"]["max"]:
             raise SubmissionError(f"{where}.raw.map: min {raw['map']['min']} above max {raw['map']['max']}")
 
+    def check_complete(self, cells, settings, checks):
+        checks.grid_complete(self.name, cells)
+
     def rebuild_job(self, cell, settings, ctx):
         spec = spec_from_cell(cell, ctx.suite)
         thresholds = tuple(float(t) for t in cell["params"]["thresholds"])

@@ -436,6 +436,20 @@ class StabilityBoard(Board):
     def check_cell(self, i, cell, settings, checks):
         check_stability_cell(i, cell, settings, checks)
 
+    def check_complete(self, cells, settings, checks):
+        """Every fill and N_s of the [stability] section, each over the same excerpts."""
+        groups: dict[tuple, set] = {}
+        for c in cells:
+            groups.setdefault((c["fill"], c["params"]["n_samples"]), set()).add(c["utterance"])
+        excerpts = set().union(*groups.values()) if groups else set()
+        for fill in settings.fills:
+            for n_s in settings.n_samples:
+                have = groups.get((fill.label, n_s), set())
+                if have != excerpts:
+                    raise SubmissionError(f"cells: the stability board lacks {len(excerpts - have)} of the "
+                                          f"{len(excerpts)} excerpts for fill {fill.label!r}, N_s {n_s}; a "
+                                          f"submission carries every cell of its run")
+
     def rebuild_job(self, cell, settings, ctx):
         return rebuild_stability_job(cell, settings, ctx.worker)
 

@@ -185,6 +185,31 @@ class CellChecks:
         if ids is not None and utt not in ids:
             raise SubmissionError(f"{where}: {utt!r} is not an utterance of corpus {label!r}")
 
+    def grid_complete(self, board: str, cells: list[dict]) -> None:
+        """A grid board's cells are complete: for every model, each of its fills and seeds has every method the
+        suite runs on it, all over the same utterances and targets (the words the run found recognised); a
+        method whose cells were dropped, or a fill or seed left out, is refused, naming what is missing."""
+        suite = self.suite
+        by_model: dict[str, dict[tuple, set]] = {}
+        for c in cells:
+            by_model.setdefault(c["model"], {}).setdefault((c["fill"], c["seed"], c["method"]), set()).add(
+                (c["utterance"], c["target"]))
+        for model, groups in sorted(by_model.items()):
+            ref = next(r for r in suite.models if r.label == model)
+            methods = [m.label for m in suite.methods_for(ref)]
+            words = {w for ws in groups.values() for w in ws}
+            for fill in (f.label for f in suite.fills):
+                for seed in suite.seeds:
+                    for method in methods:
+                        have = groups.get((fill, seed, method), set())
+                        if have != words:
+                            missing = sorted(words - have)
+                            raise SubmissionError(
+                                f"cells: the {board} board is incomplete for model {model!r}: method {method!r}, "
+                                f"fill {fill!r}, seed {seed} lacks {len(missing)} of the {len(words)} cells the other "
+                                f"methods have (e.g. utterance {missing[0][0]!r}, target {missing[0][1]!r}); a "
+                                f"submission carries every cell of its run")
+
     def grid_cell(self, i: int, cell: dict) -> None:
         """A grid board's cell: the suite's [corpus] x [[models]] x [[methods]] x [[fills]], a real utterance."""
         where, suite, name = f"cells[{i}]", self.suite, self.name

@@ -203,6 +203,10 @@ def validate_submission(doc: dict, suites_dir: Path = LEADERBOARDS_DIR / "suites
         registry.board(board).check_cell(i, cell, suite.settings.get(board), checks)
         if doc["schema_version"] >= 3:
             check_key(i, cell, name)
+    for name_ in suite.boards:
+        mine = [c for c in doc["cells"] if c["board"] == name_]
+        if mine:
+            registry.board(name_).check_complete(mine, suite.settings.get(name_), checks)
     _no_copied_outcomes(doc)
     cells = cell_rows(doc)
     try:
