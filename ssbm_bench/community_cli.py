@@ -66,10 +66,17 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
                     "cells), optionally re-run a random sample of its cells, and copy it into DIR/submissions/. "
                     "A submission is data only: it is never executed or unpickled.")
     sa.add_argument("file", help="submission JSON written by `ssbm-bench submit`")
-    sa.add_argument("--verify", type=int, default=0, metavar="K",
-                    help="re-run K random finished cells here, of the boards that can re-run cells (ssbm, "
-                         "deletion, stability, and others that can), and compare their raw outputs (default 0); ISA "
-                         "cells need the seed families trained, so they are checked by re-scoring only")
+    sa.add_argument("--verify", type=verify_arg, default=0, metavar="K|auto",
+                    help="re-run finished cells here, of the boards that can re-run cells (ssbm, deletion, stability, "
+                         "and others that can), and compare their raw outputs: K random cells, or 'auto': every cell "
+                         "of a method new to the board plus a random sample sized so that a forgery of --catch cells "
+                         "is caught with probability --confidence (default 0: re-score only); ISA cells need the "
+                         "seed families trained, so they are checked by re-scoring only. What was verified is kept "
+                         "beside the submission and shown on the published page")
+    sa.add_argument("--catch", type=int, default=5, metavar="N",
+                    help="with --verify auto: the forgery size (cells) to catch (default 5)")
+    sa.add_argument("--confidence", type=float, default=0.95, metavar="P",
+                    help="with --verify auto: the probability of catching it (default 0.95)")
     sa.add_argument("--seed", type=int, help="seed of the --verify sample (default: random, printed)")
     sa.add_argument("--dir", default=None, metavar="DIR",
                     help="the leaderboards folder (default: this checkout's leaderboards/)")
@@ -96,31 +103,35 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
     return p
 
 
+def verify_arg(text: str) -> int | str:
+    """--verify: "auto" or a number of cells (0: re-score only)."""
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--verify takes 'auto' or a number of cells, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"--verify must be >= 0, got {n}")
+    return n
+
+
 def cmd_add(args) -> int:
-    from .submission import LEADERBOARDS_DIR, add_submission, read_submission, validate_submission, verify_cells
+    from .submission import LEADERBOARDS_DIR, add_submission, read_submission, run_verification, validate_submission
 
     lb_dir = Path(args.dir) if args.dir else LEADERBOARDS_DIR
     suites = Path(args.suites) if args.suites else lb_dir / "suites"
     log = lambda s: print(s, file=sys.stderr)  # noqa: E731
-    if args.verify < 0:
-        from .errors import InputError
-
-        raise InputError(f"--verify must be >= 0, got {args.verify}")
     if args.dry_run:
         v = validate_submission(read_submission(args.file), suites)
         notes = []
         if args.verify:
-            from .submission import SubmissionError, rerunnable
-
-            failures, notes, used = verify_cells(v, args.verify, args.seed, log)
-            if failures:
-                raise SubmissionError(f"re-running cells (--seed {used}) gave other outputs than submitted: "
-                                      + "; ".join(failures[:5]))
-            notes.append(f"verified {min(args.verify, len(rerunnable(v.doc)))} random cell(s) (--seed {used})")
+            _, notes = run_verification(v, lb_dir, args.verify, args.seed, args.catch, args.confidence, log)
         print(f"{args.file}: valid submission of suite {v.doc['suite']['name']} ({len(v.cells)} cells); "
               f"dry run, nothing added")
     else:
-        dest, v, notes = add_submission(args.file, lb_dir, suites, args.verify, args.seed, log)
+        dest, v, notes = add_submission(args.file, lb_dir, suites, args.verify, args.seed, log, args.catch,
+                                        args.confidence)
         print(f"added {args.file} as {dest}: suite {v.doc['suite']['name']}, {len(v.cells)} cells, "
               f"{rows_summary(v.rows)} re-scored and matching")
     for n in notes:

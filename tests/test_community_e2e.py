@@ -26,7 +26,7 @@ def test_run_submit_add_verify_publish(tmp_path):
     (lb / "suites").mkdir(parents=True)
     (lb / "suites" / suite.name).write_text(suite.read_text())
     added = cli("leaderboard", "add", str(tmp_path / "sub.json"), "--dir", str(lb), "--verify", "1", "--seed", "0")
-    assert "re-scored and matching" in added.stdout and "verified 1 random cell(s) (--seed 0)" in added.stdout
+    assert "re-scored and matching" in added.stdout and "re-ran 1 random cell(s) of the 1 re-runnable ones" in added.stdout
     (stored,) = (lb / "submissions").glob("tiny-community--*.json")
 
     cli("leaderboard", "publish", "--out", str(lb), "--no-figures")

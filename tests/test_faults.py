@@ -14,6 +14,8 @@ import json
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from e2e_helpers import cli
 from ssbm_bench.errors import SuiteError
@@ -135,6 +137,38 @@ def test_cherry_picked_cells_are_refused(suites_dir):
     with pytest.raises(SubmissionError, match=rf"the ssbm board is incomplete for model 'pocketsphinx': method "
                                               rf"'{method}', fill 'white-noise', seed 0 lacks 1 of the"):
         validate_submission(doc, suites_dir, check_corpus=False)
+
+
+def test_the_verification_sample_is_sized_to_catch_a_forgery():
+    from ssbm_bench.submission import catch_probability, sample_size
+
+    assert catch_probability(10, 3, 1) == pytest.approx(0.3)            # one forged cell: caught if drawn
+    assert catch_probability(4, 2, 2) == pytest.approx(1 - 1 / 6)       # 1 - C(2,2)/C(4,2)
+    assert catch_probability(10, 10, 1) == 1.0 and catch_probability(10, 0, 3) == 0.0
+    n = sample_size(100, 5, 0.95)
+    assert catch_probability(100, n, 5) >= 0.95 > catch_probability(100, n - 1, 5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 60).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n))))
+def test_a_larger_sample_never_catches_less(case):
+    from ssbm_bench.submission import catch_probability
+
+    n, k, forged = case
+    assert catch_probability(n, k, forged) <= catch_probability(n, min(n, k + 1), forged) + 1e-12
+
+
+def test_auto_verification_reruns_every_cell_of_a_method_new_to_the_board(suites_dir):
+    from ssbm_bench.submission import plan_verification, rerunnable
+
+    v = validate_submission(good_submission(), suites_dir, check_corpus=False)
+    able = rerunnable(v.doc)
+    fresh = plan_verification(v, accepted_methods=set(), catch=5, confidence=0.95)
+    assert fresh.indices == sorted(able) and fresh.sampled == 0 and len(fresh.new_methods) == 2
+    known = {(c["board"], c["method"]) for c in v.doc["cells"]}
+    seen = plan_verification(v, accepted_methods=known, catch=1, confidence=0.5)
+    assert not seen.new_methods and seen.sampled == len(seen.indices) == -(-len(able) // 2)
+    assert "caught with probability" in seen.describe()
 
 
 # --- runs that die, runs that fail -------------------------------------------------------------------------

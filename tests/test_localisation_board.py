@@ -154,7 +154,7 @@ def test_submit_verify_and_publish(localisation_run, tmp_path):
     lb = tmp_path / "lb"
     shutil.copytree(suite.parent, lb / "suites")
     added = cli("leaderboard", "add", str(sub), "--dir", str(lb), "--verify", "2", "--seed", "0")
-    assert "verified 2 random cell(s)" in added.stdout
+    assert "re-ran 2 random cell(s) of the 4 re-runnable ones" in added.stdout
     assert "verify 1/2: localisation / pocketsphinx" in added.stderr
     # a forged mass is caught by re-scoring: the rows must be what the cells give
     forged = json.loads(sub.read_text())
@@ -180,5 +180,6 @@ def test_submit_verify_and_publish(localisation_run, tmp_path):
     cli("leaderboard", "publish", "--out", str(lb), "--dir", str(lb))
     readme = (lb / "README.md").read_text()
     assert "## Localisation — suite `localisation-tiny`" in readme and "loc-lab" in readme
+    assert "verification: re-ran 2 random cell(s) of the 4 re-runnable ones" in readme  # what was checked, shown
     assert "Localisation — suite localisation-tiny" in (lb / "index.html").read_text()
     assert any((lb / "figures").glob("*--localisation.png"))

@@ -10,6 +10,7 @@ families trained) says so, and its cells are checked by re-scoring only.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from dataclasses import dataclass
@@ -75,8 +76,61 @@ def rerunnable(doc: dict, registry=None) -> list[int]:
     return [i for i, c in enumerate(doc["cells"]) if c["status"] == "ok" and c["board"] in able]
 
 
-def verify_cells(v: Validated, k: int, seed: int | None = None, log=lambda s: None) -> tuple[list[str], list[str], int]:
-    """Re-run k random finished cells in this process and compare their raw
+def catch_probability(n_cells: int, n_sampled: int, n_forged: int) -> float:
+    """P(a uniform sample of n_sampled of n_cells contains at least one of n_forged forged cells): hypergeometric."""
+    if n_forged <= 0:
+        return 0.0
+    if n_sampled >= n_cells or n_forged > n_cells - n_sampled:
+        return 1.0
+    return 1.0 - math.comb(n_cells - n_forged, n_sampled) / math.comb(n_cells, n_sampled)
+
+
+def sample_size(n_cells: int, n_forged: int, confidence: float) -> int:
+    """The smallest sample that catches a forgery of n_forged of n_cells cells with at least `confidence`."""
+    for n in range(n_cells + 1):
+        if catch_probability(n_cells, n, n_forged) >= confidence:
+            return n
+    return n_cells
+
+
+@dataclass
+class VerifyPlan:
+    """Which cells `--verify` re-runs: every re-runnable cell of a method new to the board, and a random sample
+    of the others sized so that a forgery of `catch` cells is caught with probability `confidence`."""
+
+    indices: list[int]
+    new_methods: list[str]
+    sampled: int
+    of: int
+    catch: int
+    probability: float
+
+    def describe(self) -> str:
+        new = (f"every cell of the {len(self.new_methods)} method(s) new to the board "
+               f"({', '.join(self.new_methods)}) and " if self.new_methods else "")
+        other = "other " if self.new_methods else ""
+        return (f"re-ran {new}{self.sampled} random cell(s) of the {self.of} {other}re-runnable ones: a forgery of "
+                f"{self.catch} cell(s) among them would have been caught with probability {self.probability:.2f}")
+
+
+def plan_verification(v: Validated, accepted_methods: set, catch: int = 5, confidence: float = 0.95,
+                      k: int | None = None, seed: int = 0) -> VerifyPlan:
+    """Choose the cells to re-run. `k`: a sample of k cells (the old `--verify K`); None: sized by catch and
+    confidence. Cells of (board, method) pairs that no accepted submission has are re-run in full."""
+    able = rerunnable(v.doc)
+    new = [] if k is not None else sorted({(c["board"], c["method"]) for c in (v.doc["cells"][i] for i in able)}
+                                          - accepted_methods)
+    mine = [i for i in able if (v.doc["cells"][i]["board"], v.doc["cells"][i]["method"]) in set(new)]
+    rest = [i for i in able if i not in set(mine)]
+    n = min(k, len(rest)) if k is not None else sample_size(len(rest), min(catch, len(rest)), confidence)
+    picked = sorted(random.Random(seed).sample(rest, n))
+    return VerifyPlan(sorted(mine + picked), [f"{b}:{m}" for b, m in new], n, len(rest), catch,
+                      catch_probability(len(rest), n, min(catch, len(rest))))
+
+
+def verify_cells(v: Validated, k: int, seed: int | None = None, log=lambda s: None,
+                 chosen: list[int] | None = None) -> tuple[list[str], list[str], int]:
+    """Re-run k random finished cells (or the `chosen` ones) in this process and compare their raw
     outputs with the submitted ones. (failures, notes, seed used)."""
     from ..harness.runner import describe_cell, run_cell
     from ..harness.store import ResultStore
@@ -86,7 +140,8 @@ def verify_cells(v: Validated, k: int, seed: int | None = None, log=lambda s: No
     registry = get_registry()
     seed = random.SystemRandom().randrange(2 ** 31) if seed is None else int(seed)
     ok = rerunnable(v.doc, registry)
-    chosen = sorted(random.Random(seed).sample(ok, min(k, len(ok))))
+    if chosen is None:
+        chosen = sorted(random.Random(seed).sample(ok, min(k, len(ok))))
     failures: list[str] = []
     notes: list[str] = []
     able = {v.doc["cells"][i]["board"] for i in ok}
@@ -129,26 +184,73 @@ def submission_filename(v: Validated) -> str:
     return f"{v.doc['suite']['name']}--{v.digest[:16]}.json"
 
 
+def accepted_cells(leaderboards_dir: Path) -> tuple[dict[str, str], set]:
+    """{cell key: the accepted submission's file name} and the (board, method) pairs on the board."""
+    keys: dict[str, str] = {}
+    methods: set = set()
+    for p in sorted((Path(leaderboards_dir) / "submissions").glob("*.json")):
+        doc = read_submission(p)
+        for c in doc.get("cells", []):
+            keys.setdefault(c["key"], p.name)
+            methods.add((c.get("board", "ssbm"), c["method"]))
+    return keys, methods
+
+
+def verification_path(dest: Path) -> Path:
+    """Where what `--verify` re-ran for an accepted submission is kept: submissions/verified/<its name>."""
+    return dest.parent / "verified" / dest.name
+
+
+def run_verification(v: Validated, leaderboards_dir: Path, verify: int | str, seed: int | None, catch: int,
+                     confidence: float, log) -> tuple[dict, list[str]]:
+    """Re-run the cells `--verify` asks for ("auto": sized by catch and confidence, plus every cell of a method
+    new to the board; an integer: that many random cells); refuse on any difference. (record, notes)."""
+    import time
+
+    seed = random.SystemRandom().randrange(2 ** 31) if seed is None else int(seed)
+    _, on_board = accepted_cells(leaderboards_dir)
+    plan = plan_verification(v, on_board, catch, confidence, None if verify == "auto" else int(verify), seed)
+    failures, notes, _ = verify_cells(v, len(plan.indices), seed, log, chosen=plan.indices)
+    if failures:
+        shown = "; ".join(failures[:5]) + (f"; and {len(failures) - 5} more" if len(failures) > 5 else "")
+        raise SubmissionError(f"re-running cells (--seed {seed}) gave other outputs than submitted: {shown}")
+    notes.append(f"{plan.describe()} (--seed {seed})")
+    record = {"verified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seed": seed,
+              "cells_rerun": len(plan.indices), "new_methods": plan.new_methods, "sampled": plan.sampled,
+              "of": plan.of, "catch": plan.catch, "probability": plan.probability, "summary": plan.describe()}
+    return record, notes
+
+
 def add_submission(path: str | Path, leaderboards_dir: Path = LEADERBOARDS_DIR, suites_dir: Path | None = None,
-                   verify: int = 0, seed: int | None = None, log=lambda s: None) -> tuple[Path, Validated, list[str]]:
-    """Validate (and optionally verify) a submission, then store its
-    canonical JSON under leaderboards_dir/submissions/. Returns (path, validated, notes)."""
+                   verify: int | str = 0, seed: int | None = None, log=lambda s: None, catch: int = 5,
+                   confidence: float = 0.95) -> tuple[Path, Validated, list[str]]:
+    """Validate (and, with `verify`, re-run cells of) a submission, then store its canonical JSON under
+    leaderboards_dir/submissions/, with what was verified beside it. Returns (path, validated, notes).
+
+    A submission whose cells are already on the board (the same key: the same computation) is refused: a
+    result is submitted once, however its file is dressed."""
     suites_dir = Path(suites_dir) if suites_dir else Path(leaderboards_dir) / "suites"
     doc = read_submission(path)
     v = validate_submission(doc, suites_dir)
     notes = list(v.notes)
+    on_board, _ = accepted_cells(leaderboards_dir)
+    for i, c in enumerate(doc["cells"]):
+        if c["key"] in on_board:
+            raise SubmissionError(f"cells[{i}]: this cell ({c['board']}, {c['model']}, {c['method']}, "
+                                  f"{c['utterance']}) is already on the leaderboard, in {on_board[c['key']]}: a "
+                                  f"result is submitted once")
+    record = None
     if verify:
-        failures, vnotes, used = verify_cells(v, verify, seed, log)
+        record, vnotes = run_verification(v, Path(leaderboards_dir), verify, seed, catch, confidence, log)
         notes += vnotes
-        notes.append(f"verified {min(verify, len(rerunnable(doc)))} random cell(s) (--seed {used})")
-        if failures:
-            shown = "; ".join(failures[:5]) + (f"; and {len(failures) - 5} more" if len(failures) > 5 else "")
-            raise SubmissionError(f"re-running cells (--seed {used}) gave other outputs than submitted: {shown}")
     dest_dir = Path(leaderboards_dir) / "submissions"
     dest = dest_dir / submission_filename(v)
     if dest.exists():
         raise SubmissionError(f"this submission is already in the leaderboard as {dest}")
     dest_dir.mkdir(parents=True, exist_ok=True)
+    if record is not None:
+        verification_path(dest).parent.mkdir(exist_ok=True)
+        verification_path(dest).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     tmp = dest.with_suffix(".json.tmp")
     tmp.write_text(dumps(v.doc))
     tmp.replace(dest)
@@ -163,7 +265,11 @@ def load_accepted(leaderboards_dir: Path = LEADERBOARDS_DIR, suites_dir: Path | 
     out = []
     for p in sorted((Path(leaderboards_dir) / "submissions").glob("*.json")):
         try:
-            out.append((p, validate_submission(read_submission(p), suites_dir, check_corpus=check_corpus)))
+            v = validate_submission(read_submission(p), suites_dir, check_corpus=check_corpus)
+            record = verification_path(p)
+            if record.is_file():
+                v.notes.append(json.loads(record.read_text()).get("summary", ""))
+            out.append((p, v))
         except SubmissionError as exc:
             raise SubmissionError(f"{p}: {exc}") from None
     return out
