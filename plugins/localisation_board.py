@@ -26,10 +26,11 @@ no positive mass says nothing about where the word is: its ``mass_in`` is
 null and it is counted, not scored. A target without word times (a
 classifier's class) is skipped with that reason.
 
-This file is the whole board: settings (it has none), planning from the
-shared grid, computing a cell, checking a submitted one, re-running it for
-``leaderboard add --verify``, rows, the paired test's units, markdown and a
-figure. It is registered through the entry-point group ``ssbm_bench`` exactly
+This file is the whole board: a :class:`~ssbm_bench.grid_board.GridBoard`
+(planning from the shared grid, re-running a cell for ``leaderboard add
+--verify``, checking a submitted one against the suite and for
+completeness) with its own computation, raw-outcome check and schema, rows,
+the paired test's units, markdown and a figure. It is registered through the entry-point group ``ssbm_bench`` exactly
 as an outside package's board would be, and nothing in ``ssbm_bench/`` names it.
 """
 
@@ -38,16 +39,15 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ssbm_bench.board import Board, CellJob, CellResult
+from ssbm_bench.board import CellJob, CellResult
 from ssbm_bench.board_rows import (BoardRow, by_table, failure_reasons, fmt, group_cells, nan_row, outcome_counts,
                                    rank_rows, reasons_note, unit_means)
 from ssbm_bench.figures import colour, new_figure, slug
-from ssbm_bench.harness.grid import grid_identity, grid_params, grid_spec, spec_from_cell
+from ssbm_bench.grid_board import GridBoard
 from ssbm_bench.harness.maps import explain_spec
 from ssbm_bench.hookspecs import hookimpl
 from ssbm_bench.metrics.deletion import rank_order
@@ -56,11 +56,6 @@ from ssbm_bench.records import BoardPlugin
 from ssbm_bench.statistics import cluster_bootstrap_ci
 from ssbm_bench.submission.checks import SubmissionError
 from ssbm_bench.types import SaliencyMap
-
-
-@dataclass(frozen=True)
-class LocalisationSpec:
-    grid: object  # ssbm_bench.harness.grid.GridSpec
 
 
 def importance(smap: SaliencyMap) -> np.ndarray:
@@ -96,7 +91,7 @@ def localise(values: np.ndarray, span: tuple[int, int], seed: int) -> dict:
 
 def compute(job: CellJob, worker) -> CellResult:
     t0 = time.perf_counter()
-    spec = job.spec.grid
+    spec = job.spec  # the explanation (a GridSpec): nothing else determines a localisation cell
     if spec.target.kind != "word":
         return CellResult(job, "skipped", f"localisation needs a word target with aligned times; "
                                           f"{spec.target.key} is a {spec.target.kind}")
@@ -164,14 +159,11 @@ def _draw(rows_cells: dict, title: str, path: Path) -> Path:
     return path
 
 
-class LocalisationBoard(Board):
+class LocalisationBoard(GridBoard):
     name = "localisation"
     title = "Localisation"
     description = "share of a word map's positive attribution inside the word's aligned span, over chance"
     order = 30
-    uses_grid = True
-    rerunnable = True
-    paired_unit = "utterance"
     score_note = ("score: mass on the word minus the span's share of the utterance (relevance mass over chance), "
                   "mean over words; interval: bootstrap over utterances")
     csv_fields = ("board", "suite", "suite_digest", "corpus", "corpus_digest", "model", "method", "fill", "rank",
@@ -189,22 +181,10 @@ class LocalisationBoard(Board):
             "word": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"$ref": "#/$defs/finite"}},
             "explain_seconds": {"$ref": "#/$defs/seconds"}}}}}}]}
 
-    def plan(self, settings, ctx):
-        jobs = []
-        for p in ctx.grid().points:
-            spec = grid_spec(ctx.suite, p, ctx.cfg)
-            jobs.append(ctx.job(self.name, {**p.fields, "board": self.name},
-                                grid_identity(ctx.suite, ctx.corpus_digest, spec), grid_params(spec),
-                                LocalisationSpec(spec), order=(p.index, self.order)))
-        return jobs
-
     def compute(self, job, worker):
         return compute(job, worker)
 
-    def check_cell(self, i, cell, settings, checks):
-        checks.grid_cell(i, cell)
-        if cell["status"] != "ok":
-            return
+    def check_raw(self, i, cell, settings):
         raw, where = cell["raw"], f"cells[{i}].raw"
         a, b = raw["span"]
         frames = raw["map"]["shape"][-1] if raw["map"]["shape"] else 0
@@ -213,14 +193,6 @@ class LocalisationBoard(Board):
         if not math.isclose(raw["span_share"], (b - a) / frames, rel_tol=1e-9):
             raise SubmissionError(f"{where}.span_share: {raw['span_share']} is not the span's share "
                                   f"{(b - a) / frames} of the map's frames")
-
-    def check_complete(self, cells, settings, checks):
-        checks.grid_complete(self.name, cells)
-
-    def rebuild_job(self, cell, settings, ctx):
-        spec = spec_from_cell(cell, ctx.suite)
-        return CellJob(cell["key"], self.name, grid_identity(ctx.suite, "", spec), cell["params"],
-                       LocalisationSpec(spec))
 
     def rows(self, cells):
         return localisation_rows(cells)

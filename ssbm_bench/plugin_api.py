@@ -16,6 +16,7 @@ from .corpus import Corpus
 from .errors import CapabilityMissing, InputError, SsbmBenchError, SuiteError
 from .executor import Executor
 from .fill import Fill, FillContext, UsesCorpusStats
+from .grid_board import GridBoard
 from .harness.grid import GridSpec, grid_identity, grid_params, grid_spec, parse_target, spec_from_cell
 from .harness.maps import explain_spec
 from .harness.plan import PlanContext
@@ -34,7 +35,7 @@ __all__ = [
     "hookimpl", "BoardPlugin", "CorpusPlugin", "ExecutorPlugin", "FamilyPlugin", "FillPlugin", "MethodPlugin",
     "ModelPlugin",
     # base classes and optional protocols
-    "Board", "Corpus", "Executor", "Fill", "SaliencyMethod", "SpeechModel", "UsesCorpusStats", "ShowsMixtures",
+    "Board", "GridBoard", "Corpus", "Executor", "Fill", "SaliencyMethod", "SpeechModel", "UsesCorpusStats", "ShowsMixtures",
     # what they exchange
     "Capability", "ExplainRequest", "FillContext", "PluginRef", "SaliencyMap", "Target", "Utterance", "Word",
     "validate_waveform",

@@ -143,3 +143,69 @@ def test_killing_a_pool_run_leaves_no_worker_behind(installed_faults, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_ctrl_c_stops_a_pool_run_at_once_and_keeps_finished_cells(installed_faults, tmp_path):
+    """A cell that hangs forever (no timeout), SIGINT to the parent: the run stops within seconds, exit 130,
+    the cell that finished is kept, no worker is left."""
+    suite = write(tmp_path / "interrupted.toml", "hang", executor="process-pool", timeout=0)
+    db = tmp_path / "i.sqlite"
+    proc = subprocess.Popen([str(BIN), "run", str(suite), "--db", str(db), "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:  # until the other method's cell is stored
+            if db.exists():
+                try:
+                    with sqlite3.connect(db) as conn:
+                        if conn.execute("SELECT count(*) FROM cells WHERE method='random'").fetchone()[0]:
+                            break
+                except sqlite3.OperationalError:
+                    pass
+            time.sleep(0.5)
+        everyone = _children(proc.pid)
+        t0 = time.time()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130 and time.time() - t0 < 30, err
+        assert "interrupted; finished cells are kept" in err
+        assert cells(db)["random"][0] == "ok"
+        deadline = time.time() + 30
+        while time.time() < deadline and any(_alive(p) for p in everyone):
+            time.sleep(0.5)
+        assert not [p for p in everyone if _alive(p)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.slow
+def test_kills_at_random_points_lose_nothing(tmp_path):
+    """SIGKILL a real run at five random moments (each rerun resumes); the store stays whole, every finished cell
+    is kept as it was, and the final store equals an uninterrupted run's."""
+    import random
+
+    from e2e_helpers import write_suite
+    from ssbm_bench.harness.store import comparable_raw
+
+    suite = write_suite(tmp_path / "kills.toml", "kills", ["random", "energy"], limit=3)
+    reference = tmp_path / "reference.sqlite"
+    cli("run", str(suite), "--db", str(reference), "--no-progress", timeout=900)
+    db = tmp_path / "killed.sqlite"
+    rng = random.Random(0)
+    kept: dict = {}
+    for _ in range(5):
+        proc = subprocess.Popen([str(BIN), "run", str(suite), "--db", str(db), "--no-progress"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(2.0, 15.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if not db.exists():
+            continue
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            now = dict(conn.execute("SELECT key, created FROM cells").fetchall())
+        assert all(now.get(k) == v for k, v in kept.items())  # nothing finished was lost or recomputed
+        kept = now
+    cli("run", str(suite), "--db", str(db), "--no-progress", timeout=900)
+    assert comparable_raw(db) == comparable_raw(reference)

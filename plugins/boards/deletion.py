@@ -35,10 +35,11 @@ import torch
 
 from ssbm_bench.attribution import forced_transcript, resolve_target
 from ssbm_bench.audio import stft
-from ssbm_bench.board import Board, CellJob, CellResult
+from ssbm_bench.board import CellJob, CellResult
 from ssbm_bench.board_rows import BoardRow, by_table, fmt, group_cells, nan_row, rank_rows, rows_to_csv
 from ssbm_bench.errors import InputError, SuiteError
-from ssbm_bench.harness.grid import grid_identity, grid_params, grid_spec, spec_from_cell
+from ssbm_bench.grid_board import GridBoard
+from ssbm_bench.harness.grid import grid_params
 from ssbm_bench.harness.maps import explain_spec
 from ssbm_bench.harness.suite import check_keys
 from ssbm_bench.hookspecs import hookimpl
@@ -268,15 +269,12 @@ def deletion_csv(rows: list) -> str:
 
 
 
-class DeletionBoard(Board):
+class DeletionBoard(GridBoard):
     name = "deletion"
     title = "Deletion by rank"
     description = "mask the top, random or bottom fraction of a map; teacher-forced token success (or class probability)"
     order = 20
     section = "deletion"
-    uses_grid = True
-    rerunnable = True
-    paired_unit = "utterance"
     score_note = ("score: deletion gap, mean over fractions of score(random) − score(top); interval: bootstrap "
                   "over utterances")
     csv_fields = tuple(DELETION_CSV_FIELDS)
@@ -285,16 +283,18 @@ class DeletionBoard(Board):
     def parse_settings(self, section, listed, where):
         return parse_deletion_settings(section, where)
 
-    def plan(self, settings, ctx):
-        settings = settings or DeletionSettings()
-        jobs = []
-        for p in ctx.grid().points:
-            spec = grid_spec(ctx.suite, p, ctx.cfg)
-            fields = {**p.fields, "board": "deletion", "thresholds": None, "fractions": list(settings.fractions)}
-            jobs.append(ctx.job("deletion", fields, grid_identity(ctx.suite, ctx.corpus_digest, spec),
-                                grid_params(spec, fractions=list(settings.fractions)),
-                                DeletionSpec(spec, settings.fractions), order=(p.index, self.order)))
-        return jobs
+    def key_fields(self, point, settings):
+        fractions = (settings or DeletionSettings()).fractions
+        return {**point.fields, "board": "deletion", "thresholds": None, "fractions": list(fractions)}
+
+    def row_params(self, spec, settings, point):
+        return grid_params(spec, fractions=list((settings or DeletionSettings()).fractions))
+
+    def job_spec(self, grid, settings, point):
+        return DeletionSpec(grid, (settings or DeletionSettings()).fractions)
+
+    def spec_from_params(self, grid, params):
+        return DeletionSpec(grid, tuple(float(f) for f in params["fractions"]))
 
     def compute(self, job, worker):
         return compute_deletion_cell(job, worker)
@@ -304,24 +304,12 @@ class DeletionBoard(Board):
             return f"deletion fractions changed ({old} -> {new})"
         return None
 
-    def check_cell(self, i, cell, settings, checks):
-        checks.grid_cell(i, cell)
-        if cell["status"] != "ok":
-            return
+    def check_raw(self, i, cell, settings):
         fractions = (settings or DeletionSettings()).fractions
         for j, cond in enumerate(cell["raw"]["conditions"]):
             if not any(math.isclose(cond["fraction"], f) for f in fractions):
                 raise SubmissionError(f"cells[{i}].raw.conditions[{j}].fraction: {cond['fraction']} is not one "
                                       f"of the suite's fractions {list(fractions)}")
-
-    def check_complete(self, cells, settings, checks):
-        checks.grid_complete(self.name, cells)
-
-    def rebuild_job(self, cell, settings, ctx):
-        spec = spec_from_cell(cell, ctx.suite)
-        fractions = tuple(float(f) for f in cell["params"]["fractions"])
-        return CellJob(cell["key"], "deletion", grid_identity(ctx.suite, "", spec), cell["params"],
-                       DeletionSpec(spec, fractions))
 
     def rows(self, cells):
         return deletion_rows(cells)

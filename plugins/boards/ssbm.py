@@ -32,10 +32,11 @@ import numpy as np
 import torch
 
 from ssbm_bench.audio import stft
-from ssbm_bench.board import Board, CellIdentity, CellJob, CellResult
+from ssbm_bench.board import CellIdentity, CellJob, CellResult
 from ssbm_bench.board_rows import BoardRow, by_table, fmt, group_cells, nan_row, outcome_counts, rank_rows, unit_means
 from ssbm_bench.errors import InputError, SuiteError
-from ssbm_bench.harness.grid import grid_identity, grid_params, grid_spec, spec_from_cell
+from ssbm_bench.grid_board import GridBoard
+from ssbm_bench.harness.grid import grid_params
 from ssbm_bench.harness.maps import explain_spec
 from ssbm_bench.harness.prepare import CalibrationSettings
 from ssbm_bench.harness.suite import check_keys, expect
@@ -203,15 +204,12 @@ def compute_ssbm_cell(job: CellJob, worker) -> CellResult:
     return CellResult(job, "ok", raw=raw, seconds=time.perf_counter() - t0, decodes=len(waves))
 
 
-class SsbmBoard(Board):
+class SsbmBoard(GridBoard):
     name = "ssbm"
     title = "SSBM"
     description = "structured saliency benchmark: LeRF/MoRF noise per word, per unit of speech energy kept"
     order = 10
     section = "ssbm"
-    uses_grid = True
-    rerunnable = True
-    paired_unit = "utterance"
     score_note = ("score: SSBM at the best threshold (ΔLeRF + ΔMoRF, mean over words); interval: percentile "
                   "bootstrap over utterances that re-picks the threshold")
     csv_fields = ("board", "suite", "suite_digest", "corpus", "corpus_digest", "model", "method", "fill", "rank",
@@ -226,8 +224,8 @@ class SsbmBoard(Board):
         return settings.calibration
 
     def plan(self, settings, ctx):
-        suite, grid, jobs = ctx.suite, ctx.grid(), []
-        for gm in grid.models:
+        suite = ctx.suite
+        for gm in ctx.grid().models:
             if gm.mode == "classify":  # SSBM scores word accuracy: say why a classifier has no cells
                 for meth in suite.methods_for(gm.ref):
                     for fref in suite.fills:
@@ -240,18 +238,24 @@ class SsbmBoard(Board):
                                       "skipped", f"SSBM scores word accuracy, and model {gm.model.name!r} cannot "
                                                  f"transcribe (capabilities: "
                                                  f"{', '.join(sorted(str(c) for c in gm.model.capabilities))})")
-        for p in grid.points:
-            if not p.model.has(Capability.TRANSCRIBE):
-                continue
-            spec = grid_spec(suite, p, ctx.cfg)
-            thresholds = settings.thresholds_for(p.method.map_kind)
-            jobs.append(ctx.job("ssbm", {**p.fields, "thresholds": thresholds},
-                                grid_identity(suite, ctx.corpus_digest, spec),
-                                # the floor is a scoring setting, not part of the key: changing it re-scores
-                                grid_params(spec, thresholds=list(thresholds),
-                                            denominator_floor=settings.denominator_floor),
-                                SsbmSpec(spec, thresholds), order=(p.index, self.order)))
-        return jobs
+        return super().plan(settings, ctx)
+
+    def wants(self, point):
+        return point.model.has(Capability.TRANSCRIBE)
+
+    def key_fields(self, point, settings):
+        return {**point.fields, "thresholds": settings.thresholds_for(point.method.map_kind)}
+
+    def row_params(self, spec, settings, point):
+        # the floor is a scoring setting, not part of the key: changing it re-scores without decoding
+        return grid_params(spec, thresholds=list(settings.thresholds_for(point.method.map_kind)),
+                           denominator_floor=settings.denominator_floor)
+
+    def job_spec(self, grid, settings, point):
+        return SsbmSpec(grid, settings.thresholds_for(point.method.map_kind))
+
+    def spec_from_params(self, grid, params):
+        return SsbmSpec(grid, tuple(float(t) for t in params["thresholds"]))
 
     def compute(self, job, worker):
         return compute_ssbm_cell(job, worker)
@@ -261,10 +265,7 @@ class SsbmBoard(Board):
             return f"thresholds changed ({short(old, 50)} -> {short(new, 50)})"
         return None
 
-    def check_cell(self, i, cell, settings, checks):
-        checks.grid_cell(i, cell)
-        if cell["status"] != "ok":
-            return
+    def check_raw(self, i, cell, settings):
         where, raw = f"cells[{i}]", cell["raw"]
         got = [e["threshold"] for e in raw["thresholds"]]
         want = list(settings.thresholds_for(raw["map"]["kind"]))
@@ -274,15 +275,6 @@ class SsbmBoard(Board):
                                   f"grid {short(want)}")
         if raw["map"]["min"] > raw["map"]["max"]:
             raise SubmissionError(f"{where}.raw.map: min {raw['map']['min']} above max {raw['map']['max']}")
-
-    def check_complete(self, cells, settings, checks):
-        checks.grid_complete(self.name, cells)
-
-    def rebuild_job(self, cell, settings, ctx):
-        spec = spec_from_cell(cell, ctx.suite)
-        thresholds = tuple(float(t) for t in cell["params"]["thresholds"])
-        return CellJob(cell["key"], "ssbm", grid_identity(ctx.suite, "", spec), cell["params"],
-                       SsbmSpec(spec, thresholds))
 
     def rows(self, cells):
         return ssbm_rows(cells)
