@@ -33,3 +33,19 @@ def new_figure(width_in: float, height_in: float):
 
 def colour(i: int) -> str:
     return _COLOURS[i % len(_COLOURS)]
+
+
+def figure_per_group(rows, key, draw, out_dir, suffix: str) -> list:
+    """One figure per group of rows: ``draw(members, path)`` for each ``key(row)`` (None leaves a row out),
+    written to OUT_DIR/slug--slug--...--SUFFIX.png; returns the paths."""
+    from pathlib import Path
+
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        k = key(r)
+        if k is not None:
+            groups.setdefault(k, []).append(r)
+    if groups:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return [draw(members, Path(out_dir) / ("--".join(slug(x) for x in k) + f"--{suffix}.png"))
+            for k, members in groups.items()]

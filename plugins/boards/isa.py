@@ -40,7 +40,7 @@ from ssbm_bench.board import Board, CellIdentity, NotRerunnable
 from ssbm_bench.board_rows import (BoardRow, by_table, failure_reasons, fmt, nan_row, outcome_counts, rank_rows,
                                    reasons_note)
 from ssbm_bench.errors import SuiteError
-from ssbm_bench.figures import new_figure, slug
+from ssbm_bench.figures import figure_per_group, new_figure
 from ssbm_bench.harness.suite import PluginRef, check_keys, expect, plugin_entry
 from ssbm_bench.hookspecs import hookimpl
 from ssbm_bench.records import BoardPlugin
@@ -244,14 +244,8 @@ def draw_isa_boxplots(rows: list, path: Path) -> Path:
 def isa_figures(cells: list, out_dir: str | Path) -> list[Path]:
     """One ISA box-plot figure per (suite, family) of `cells` (a store's or a submission's)."""
     isa = [c for c in cells if c.board == "isa"]
-    groups: dict[tuple, list] = defaultdict(list)
-    for r in isa_rows(isa) if isa else []:
-        if r.scores:
-            groups[(r.suite, r.model)].append(r)
-    if groups:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-    return [draw_isa_boxplots(members, Path(out_dir) / f"{slug(s)}--{slug(m)}--isa.png")
-            for (s, m), members in groups.items()]
+    return figure_per_group(isa_rows(isa) if isa else [], lambda r: (r.suite, r.model) if r.scores else None,
+                            draw_isa_boxplots, out_dir, "isa")
 
 
 def check_isa_cell(i: int, cell: dict, st, checks) -> None:

@@ -52,7 +52,7 @@ from ssbm_bench.board import Board, CellIdentity, CellJob, CellResult
 from ssbm_bench.board_rows import (BoardRow, by_table, failure_reasons, fmt, outcome_counts, pct, rank_rows,
                                    reasons_note)
 from ssbm_bench.errors import SsbmBenchError, SuiteError
-from ssbm_bench.figures import colour, new_figure, slug
+from ssbm_bench.figures import colour, figure_per_group, new_figure
 from ssbm_bench.harness.grid import parse_target
 from ssbm_bench.harness.suite import PluginRef, check_keys, expect, plugin_entry
 from ssbm_bench.hookspecs import hookimpl
@@ -330,14 +330,9 @@ def draw_stability_curves(rows: list, path: Path) -> Path:
 def stability_figures(cells: list, out_dir: str | Path) -> list[Path]:
     """One U_n-against-N_s figure per (suite, model, method) of `cells` (a store's or a submission's)."""
     stability = [c for c in cells if c.board == "stability"]
-    groups: dict[tuple, list] = defaultdict(list)
-    for r in stability_rows(stability) if stability else []:
-        if np.isfinite(r.score):
-            groups[(r.suite, r.model, r.method)].append(r)
-    if groups:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-    return [draw_stability_curves(members, Path(out_dir) / f"{slug(s)}--{slug(m)}--{slug(meth)}--stability.png")
-            for (s, m, meth), members in groups.items()]
+    return figure_per_group(stability_rows(stability) if stability else [],
+                            lambda r: (r.suite, r.model, r.method) if np.isfinite(r.score) else None,
+                            draw_stability_curves, out_dir, "stability")
 
 
 def check_stability_cell(i: int, cell: dict, st, checks) -> None:
