@@ -121,7 +121,7 @@ class ProcessPoolJobExecutor(Executor):
             return future.result()
         except BrokenProcessPool:
             for proc in workers:
-                proc.join(timeout=5)
+                proc.join(timeout=30)
             codes = sorted({p.exitcode for p in workers if p.exitcode})
             how = f" (exit code {', '.join(map(str, codes))})" if codes else ""
             return JobFailed(job, f"its worker process died{how} while computing it: a plugin crashed the process "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -368,7 +369,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("ssbm-bench: interrupted; finished cells are kept in the store", file=sys.stderr)
-        return 130
+        # every finished cell is committed and the store closed; leave now, without waiting at exit for
+        # executor threads that may still be winding down killed workers
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
 
 
 if __name__ == "__main__":
