@@ -152,8 +152,11 @@ def test_ctrl_c_stops_a_pool_run_at_once_and_keeps_finished_cells(installed_faul
     the cell that finished is kept, no worker is left."""
     suite = write(tmp_path / "interrupted.toml", "hang", executor="process-pool", timeout=0)
     db = tmp_path / "i.sqlite"
+    # a background job of a non-interactive shell (CI) inherits SIGINT ignored: give the run the default, as a
+    # terminal would, so that it is the run's own handling of Ctrl-C that is tested
     proc = subprocess.Popen([str(BIN), "run", str(suite), "--db", str(db), "--no-progress"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None:  # until the other method's cell is stored
