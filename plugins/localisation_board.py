@@ -51,7 +51,7 @@ from ssbm_bench.grid_board import GridBoard
 from ssbm_bench.harness.maps import explain_spec
 from ssbm_bench.hookspecs import hookimpl
 from ssbm_bench.metrics.deletion import rank_order
-from ssbm_bench.mixtures import map_digest, stable_seed
+from ssbm_bench.mixtures import map_summary, stable_seed
 from ssbm_bench.records import BoardPlugin
 from ssbm_bench.statistics import cluster_bootstrap_ci
 from ssbm_bench.submission.checks import SubmissionError
@@ -105,8 +105,7 @@ def compute(job: CellJob, worker) -> CellResult:
     smap = done.smap
     span = spec.cfg.frame_span(word.start, word.end, smap.shape[1])
     found = localise(importance(smap), span, stable_seed("localisation", spec.utterance, spec.seed))
-    raw = {"map": {"kind": smap.kind, "sha256": map_digest(smap.values), "shape": list(smap.shape),
-                   "min": float(smap.values.min()), "max": float(smap.values.max()), "params": smap.params},
+    raw = {"map": map_summary(smap),
            **found, "word": [float(word.start), float(word.end)], "explain_seconds": done.seconds}
     return CellResult(job, "ok", raw=raw, seconds=time.perf_counter() - t0)
 

@@ -52,3 +52,10 @@ def mixture_waveforms(clean: torch.Tensor, weights: list[np.ndarray], fill, wave
             wave = (SILENCE_DITHER * np.random.default_rng(noise_seed).standard_normal(n_samples)).astype(np.float32)
         out.append(wave)
     return out
+
+
+def map_summary(smap) -> dict:
+    """What a cell's raw outcome keeps of the map it scored: its kind, digest, shape, range and parameters
+    (the map itself is not stored; the digest lets a re-run cell be compared)."""
+    return {"kind": smap.kind, "sha256": map_digest(smap.values), "shape": list(smap.shape),
+            "min": float(smap.values.min()), "max": float(smap.values.max()), "params": smap.params}

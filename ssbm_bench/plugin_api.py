@@ -23,7 +23,7 @@ from .harness.plan import PlanContext
 from .harness.suite import PluginRef, check_keys, expect, plugin_entry
 from .hookspecs import hookimpl
 from .method import ExplainRequest, SaliencyMethod, ShowsMixtures
-from .mixtures import map_digest, mixture_waveforms, stable_seed
+from .mixtures import map_digest, map_summary, mixture_waveforms, stable_seed
 from .model import Capability, SpeechModel
 from .records import BoardPlugin, CorpusPlugin, ExecutorPlugin, FamilyPlugin, FillPlugin, MethodPlugin, ModelPlugin
 from .statistics import bootstrap_ci, cluster_bootstrap_ci, paired_test
@@ -42,7 +42,7 @@ __all__ = [
     # writing a board
     "CellChecks", "CellIdentity", "CellJob", "CellResult", "NotRerunnable", "PlanContext", "GridSpec",
     "grid_identity", "grid_params", "grid_spec", "parse_target", "spec_from_cell", "explain_spec",
-    "check_keys", "expect", "plugin_entry", "map_digest", "mixture_waveforms", "stable_seed",
+    "check_keys", "expect", "plugin_entry", "map_digest", "map_summary", "mixture_waveforms", "stable_seed",
     "BoardRow", "fmt", "pct", "nan_row", "rank_rows", "rows_to_csv", "rows_to_json",
     "bootstrap_ci", "cluster_bootstrap_ci", "paired_test",
     # errors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -60,3 +61,15 @@ def cli(*args: str, check: bool = True, env: dict | None = None, timeout: float 
 
 def leaderboard_json(db: Path) -> list[dict]:
     return json.loads(cli("leaderboard", "--db", str(db), "--format", "json").stdout)
+
+
+@contextlib.contextmanager
+def installed(package_dir: Path, distribution: str):
+    """A plugin package installed into this environment for the block, exactly as a contributor installs one
+    (pip, entry points and all), and uninstalled after."""
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run(pip + ["install", "--no-build-isolation", "--no-deps", str(package_dir)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(pip + ["uninstall", "-y", distribution], check=True)

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from e2e_helpers import cli, leaderboard_json, write_suite
+from e2e_helpers import cli, installed, leaderboard_json, write_suite
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ssbm-bench-example-plugin"
 
 
 @pytest.fixture(scope="module")
 def installed_example():
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run(pip + ["install", "--no-build-isolation", "--no-deps", str(EXAMPLE)], check=True)
-    yield
-    subprocess.run(pip + ["uninstall", "-y", "ssbm-bench-example-plugin"], check=True)
+    with installed(EXAMPLE, "ssbm-bench-example-plugin"):
+        yield
 
 
 def test_example_plugin_is_listed(installed_example):

@@ -15,23 +15,20 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from e2e_helpers import BIN, RECOGNISED, cli
+from e2e_helpers import BIN, RECOGNISED, cli, installed
 
 PACKAGE = Path(__file__).resolve().parent / "fault_plugins"
 
 
 @pytest.fixture(scope="module")
 def installed_faults():
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run(pip + ["install", "--no-build-isolation", "--no-deps", str(PACKAGE)], check=True)
-    yield
-    subprocess.run(pip + ["uninstall", "-y", "ssbm-bench-fault-plugins"], check=True)
+    with installed(PACKAGE, "ssbm-bench-fault-plugins"):
+        yield
 
 
 def write(path: Path, method: str, executor: str = "inprocess", timeout: float = 0) -> Path:

@@ -47,7 +47,7 @@ from ssbm_bench.method import ExplainRequest
 from ssbm_bench.metrics.deletion import FRACTIONS, ORDERS, deletion_gap, deletion_mask, ordering_cases, \
     success_rate, top_lowest_cases
 from ssbm_bench.metrics.ssbm import dropped_energy
-from ssbm_bench.mixtures import map_digest, mixture_waveforms, stable_seed
+from ssbm_bench.mixtures import map_summary, mixture_waveforms, stable_seed
 from ssbm_bench.model import Capability
 from ssbm_bench.records import BoardPlugin
 from ssbm_bench.statistics import cluster_bootstrap_ci
@@ -149,8 +149,7 @@ def compute_deletion_cell(cjob: CellJob, cache) -> CellResult:
         return CellResult(cjob, "error", f"deletion scoring of method {job.method.name!r} on utterance {utt.id!r}, "
                                         f"target {job.target.key}: {exc}", seconds=time.perf_counter() - t0)
     raw = {
-        "map": {"kind": smap.kind, "sha256": map_digest(smap.values), "shape": list(smap.shape),
-                "min": float(smap.values.min()), "max": float(smap.values.max()), "params": smap.params},
+        "map": map_summary(smap),
         "scoring": scoring,
         "clean": clean_score,
         "conditions": conditions,

@@ -44,7 +44,7 @@ from ssbm_bench.hookspecs import hookimpl
 from ssbm_bench.metrics.ssbm import (DENOMINATOR_FLOOR, CellOutcome, best_threshold, default_thresholds,
                                      dropped_energy, noise_mask, ssbm_curve)
 from ssbm_bench.metrics.word_accuracy import target_other_accuracy, word_correct
-from ssbm_bench.mixtures import map_digest, mixture_waveforms, stable_seed
+from ssbm_bench.mixtures import map_summary, mixture_waveforms, stable_seed
 from ssbm_bench.model import Capability
 from ssbm_bench.records import BoardPlugin
 from ssbm_bench.statistics import cluster_bootstrap_ci
@@ -198,8 +198,7 @@ def compute_ssbm_cell(job: CellJob, worker) -> CellResult:
             entry[direction] = {"hyp": " ".join(hyp), "a_w": float(a_w), "a_o": float(a_o),
                                 "e": float(energies[2 * i + j])}
         per_threshold.append(entry)
-    raw = {"map": {"kind": smap.kind, "sha256": map_digest(smap.values), "shape": list(smap.shape),
-                   "min": float(smap.values.min()), "max": float(smap.values.max()), "params": smap.params},
+    raw = {"map": map_summary(smap),
            "thresholds": per_threshold, "level_db": spec.level_db, "explain_seconds": done.seconds}
     return CellResult(job, "ok", raw=raw, seconds=time.perf_counter() - t0, decodes=len(waves))
 

@@ -25,15 +25,29 @@ from .suite import Suite
 PROTOCOL_VERSION = "ssbm-1"
 
 
+def canonical(fields: dict) -> str:
+    """Key fields as canonical JSON (keys sorted, anything else as text): what a cell's key is the SHA-256 of."""
+    return json.dumps(fields, sort_keys=True, default=str)
+
+
+def digest_of(text: str) -> str:
+    """A cell's key: the SHA-256 of its canonical key fields."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def key_text(suite: Suite, corpus_digest: str, job_fields: dict) -> str:
     """Everything a cell's key is a digest of, as canonical JSON (recorded with the cell, parsed, so a rerun
-    can say what changed)."""
-    return json.dumps({"protocol": PROTOCOL_VERSION, "suite": suite.name, "corpus": corpus_digest, **job_fields},
-                      sort_keys=True, default=str)
+    can say what changed, and a submission's key can be checked)."""
+    return canonical({"protocol": PROTOCOL_VERSION, "suite": suite.name, "corpus": corpus_digest, **job_fields})
 
 
-def cell_key(suite: Suite, corpus_digest: str, job_fields: dict) -> str:
-    return hashlib.sha256(key_text(suite, corpus_digest, job_fields).encode()).hexdigest()
+def cell_row(suite: Suite, key: str, board: str, cell: CellIdentity, status: str, reason: str | None,
+             raw: dict | None, params: dict, versions: dict, seconds: float | None = None) -> CellRow:
+    """The stored row of a cell: the run's suite, the cell's identity, and what it gave."""
+    return CellRow(key=key, board=board, suite=suite.name, suite_digest=suite.digest, corpus=cell.corpus,
+                   corpus_digest=cell.corpus_digest, model=cell.model, method=cell.method, fill=cell.fill,
+                   utterance=cell.utterance, target=cell.target, seed=cell.seed, status=status, reason=reason,
+                   result=None, raw=raw, params=params, versions=versions, seconds=seconds)
 
 
 @dataclass
@@ -62,7 +76,7 @@ class PlanContext:
 
     def key(self, fields: dict) -> str:
         text = key_text(self.suite, self.corpus_digest, fields)
-        key = hashlib.sha256(text.encode()).hexdigest()
+        key = digest_of(text)
         self.fields_of[key] = json.loads(text)
         return key
 
@@ -84,17 +98,9 @@ class PlanContext:
         """Store a cell decided while planning (a skip: the board cannot measure this model) and plan its key.
 
         Its key is the digest of `fields`, recorded with it like every cell's."""
-        text = key_text(self.suite, self.corpus_digest, fields)
-        key = hashlib.sha256(text.encode()).hexdigest()
+        key = self.key(fields)
         self.stored_keys.append(key)
-        self.store.put_cell_extras([(key, json.loads(text))], [])
+        self.store.put_cell_extras([(key, self.fields_of[key])], [])
         if key not in self.finished:
-            self.store.put_cell(CellRow(
-                key=key, board=board, suite=self.suite.name, suite_digest=self.suite.digest, corpus=cell.corpus,
-                corpus_digest=cell.corpus_digest, model=cell.model, method=cell.method, fill=cell.fill,
-                utterance=cell.utterance, target=cell.target, seed=cell.seed, status=status, reason=reason,
-                result=None, raw=None, params=params, versions=self.versions))
+            self.store.put_cell(cell_row(self.suite, key, board, cell, status, reason, None, params, self.versions))
         return key
-
-    def settings(self, board: str) -> Any:
-        return self.suite.settings.get(board)

@@ -1,7 +1,7 @@
 """Why a rerun computes the cells it computes.
 
 A cell's key is a digest of everything that determines its outcome (see
-harness.plan.cell_key), so a rerun recomputes a cell exactly when one of those
+harness.plan.key_text), so a rerun recomputes a cell exactly when one of those
 things changed, or when the cell is new. The store records, per cell, what
 its key was made of (table ``cell_fields``); this module compares each cell
 to compute with the stored cells of the same suite that the run no longer

@@ -29,10 +29,10 @@ from ..errors import SsbmBenchError
 from ..executor import JobFailed, call_with_timeout
 from ..model_cache import ModelCacheSettings, merge_stats, summarise
 from ..plugins import PluginRegistry, get_registry
-from .plan import PlanContext
+from .plan import PlanContext, cell_row
 from .preflight import plugin_refs, preflight
 from .recompute import reason_lines, recompute_reasons, unfinished_run
-from .store import CellRow, ResultStore
+from .store import ResultStore
 from .suite import PluginRef, Suite
 from .worker import WorkerCache, cache_from
 
@@ -120,15 +120,6 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="cell", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
 
 
-def cell_row(suite: Suite, res: CellResult, versions: dict) -> CellRow:
-    job, cell = res.job, res.job.cell
-    return CellRow(key=job.key, board=job.board, suite=suite.name, suite_digest=suite.digest, corpus=cell.corpus,
-                   corpus_digest=cell.corpus_digest, model=cell.model, method=cell.method, fill=cell.fill,
-                   utterance=cell.utterance, target=cell.target, seed=cell.seed, status=res.status,
-                   reason=res.reason, result=None, raw=res.raw, params=job.params, versions=versions,
-                   seconds=res.seconds)
-
-
 def fields_summary(fields: dict) -> str:
     """A cell named from its key fields (board, model, method, fill, utterance, target, seed, where present)."""
     parts = [str(fields["board"])] if "board" in fields else []
@@ -185,10 +176,11 @@ def execute(ctx: PlanContext, todo: list[CellJob], settings: ModelCacheSettings,
                 done = Finished(CellResult(done.job, "error", f"cell {describe_cell(done.job)}: {done.reason}"),
                                 {"stats": {}, "entries": []})
             res = done.result
-            store.put_cell(cell_row(suite, res, ctx.versions))
-            key_fields = ctx.fields_of.pop(res.job.key, None)
-            ledger.stored += store.put_cell_extras([(res.job.key, key_fields)] if key_fields is not None else [],
-                                                   ledger.absorb(done.model_outputs))
+            job = res.job
+            store.put_cell(cell_row(suite, job.key, job.board, job.cell, res.status, res.reason, res.raw, job.params,
+                                    ctx.versions, res.seconds))
+            # the cell's key fields were stored before any cell ran; what its model learnt goes with it
+            ledger.stored += store.put_cell_extras([], ledger.absorb(done.model_outputs))
             summary.computed += 1
             summary.decodes += res.decodes
             summary.skipped += res.status == "skipped"

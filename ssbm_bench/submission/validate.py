@@ -9,7 +9,6 @@ this checkout's scoring and must be exactly the submitted rows.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from .checks import CellChecks, cell_corpus, check_corpora, doc_corpora, known_suites, protocol_source, \
     source_digest
 from .export import board_rows_json
+from ..harness.store import TIMING_FIELDS
 from .guards import LEADERBOARDS_DIR, SubmissionError, check_schema, dumps, short
 
 #: relative tolerance when a submitted score is compared with its re-score
@@ -109,19 +109,14 @@ def compare_rows(submitted: dict, rescored: dict, registry=None) -> None:
                                   f"cells give")
 
 
-#: raw fields that record how long or by which path a cell ran, not what it found
-_TIMING = ("explain_seconds", "map_reused")
-
-
 def check_key(i: int, cell: dict, suite_name: str) -> None:
     """A version-3 cell's key is the digest of its fields, which name this suite and agree with the cell's columns:
     a key cannot be altered, nor a cell moved to another identity, without the re-hash saying so."""
-    from ..harness.plan import PROTOCOL_VERSION
+    from ..harness.plan import PROTOCOL_VERSION, canonical, digest_of
     from ..harness.suite import PluginRef
 
     fields, where = cell["fields"], f"cells[{i}]"
-    text = json.dumps(fields, sort_keys=True, default=str)
-    if hashlib.sha256(text.encode()).hexdigest() != cell["key"]:
+    if digest_of(canonical(fields)) != cell["key"]:
         raise SubmissionError(f"{where}.key: {cell['key'][:16]}... is not the SHA-256 of the cell's fields; a cell's "
                               f"key is the digest of everything that determined it")
     for k, want in (("protocol", PROTOCOL_VERSION), ("suite", suite_name)):
@@ -146,7 +141,7 @@ def _no_copied_outcomes(doc: dict) -> None:
         raw = cell["raw"]
         if cell["status"] != "ok" or not isinstance(raw, dict):
             continue
-        content = dumps({k: v for k, v in raw.items() if k not in _TIMING})
+        content = dumps({k: v for k, v in raw.items() if k not in TIMING_FIELDS})
         ident = (cell["board"], hashlib.sha256(content.encode()).hexdigest())
         if ident in seen:
             j = seen[ident]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..board import NotRerunnable
+from ..harness.store import TIMING_FIELDS
 from .guards import LEADERBOARDS_DIR, SubmissionError, dumps, read_submission, short
 from .validate import Validated, validate_submission
 
@@ -36,7 +37,7 @@ class VerifyContext:
 def _compare_raw(mine: Any, theirs: Any, where: str, failures: list[str], notes: list[str]) -> None:
     if isinstance(theirs, dict) and isinstance(mine, dict):
         for k in sorted(set(mine) | set(theirs)):
-            if k in ("explain_seconds", "map_reused"):
+            if k in TIMING_FIELDS:
                 continue  # timing, and whether this worker had the map already
             sub = f"{where}.{k}"
             if k == "p_speech" and isinstance(mine.get(k), float) and isinstance(theirs.get(k), (int, float)):
