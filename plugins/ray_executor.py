@@ -13,7 +13,9 @@ the store, as each finishes.
 (never joining a cluster that happens to run on the machine), and shuts it
 down in `close()`; an address (`"auto"`, `"HOST:PORT"`, `"ray://..."`)
 joins an existing cluster, on whose nodes ssbm-bench and the suite's
-plugins must be installed. Ray's usage statistics are switched off and no
+plugins must be installed. A local instance shares the fate of this
+process: killed, its Ray processes (GCS, raylet, actors, agents) end with
+it, the last within about a minute (tested). Ray's usage statistics are switched off and no
 dashboard is started: nothing here reaches the network.
 """
 
@@ -190,6 +192,11 @@ class RayExecutor(Executor):
                 try:
                     result = ray.get(ref)
                 except ray.exceptions.RayActorError as exc:
+                    if getattr(exc, "actor_init_failed", False):  # no worker could start: not the cell's fault
+                        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                        raise ExecutorFailure(f"executor ray: a worker could not start ({first[:300]}); ssbm-bench "
+                                              f"and the suite's plugins must be installed, importable, on every "
+                                              f"node") from None
                     # the worker died (a plugin's segfault or abort): the cell is tried once more on a fresh
                     # worker, and fails, named, if its worker dies again; the other cells go on
                     if handle in actors:

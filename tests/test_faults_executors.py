@@ -1,8 +1,10 @@
 """Hostile plugins, installed as a package (tests/fault_plugins/), against the real CLI and executors.
 
 * a method that hangs: stopped at the suite's ``[run] cell_timeout``, stored as that cell's error, the rest run;
+* a method stuck in C code with SIGALRM blocked: the process pool's hard limit ends its worker and names the cell;
 * a method that segfaults or aborts its worker process: the process pool names the cell, the rest run;
 * the parent of a process-pool run killed with SIGKILL: its workers die with it (none is left behind);
+* the driver of a Ray run killed with SIGKILL: its local Ray instance (GCS, raylet, actors, agents) ends with it;
 * a method that segfaults an in-process run: the next run names the cell it was computing.
 
 Each run exits 1 and names the failed cell; finished cells are kept.
@@ -50,7 +52,7 @@ thresholds = {{ score = [0.1] }}
 calibration = {{ levels_db = [0.0], utterances = 1 }}
 [run]
 executor = "{executor}"
-{'executor_params = { workers = 2 }' if executor == "process-pool" else ''}
+{'executor_params = { workers = 2 }' if executor in ("process-pool", "ray") else ''}
 cell_timeout = {timeout}
 """)
     return path
@@ -69,6 +71,20 @@ def test_a_hanging_method_is_stopped_at_the_cell_timeout(installed_faults, tmp_p
     assert got["random"][0] == "ok"
     assert got["hang"][0] == "error" and "time limit of 30 s" in got["hang"][1] and "'hang'" in got["hang"][1]
     assert "1 cell(s) ended in an error" in out.stdout and "hang" in out.stdout.split("ended in an error")[1]
+
+
+def test_a_method_stuck_in_c_code_is_ended_by_the_pools_hard_limit(installed_faults, tmp_path):
+    """The soft limit (SIGALRM) cannot reach it; the worker's watchdog ends the worker at 20 + 5 s."""
+    suite = write(tmp_path / "stuck.toml", "hang-in-c", executor="process-pool", timeout=20)
+    db = tmp_path / "s.sqlite"
+    out = cli("run", str(suite), "--db", str(db), "--no-progress", check=False, timeout=600)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    got = cells(db)
+    assert got["random"][0] == "ok"
+    status, reason = got["hang-in-c"]
+    assert status == "error" and "time limit of 20 s" in reason and "did not return to Python" in reason, reason
+    assert "ended after 25 s" in reason and "/ hang-in-c /" in reason  # the cell is named
+    assert "hang-in-c" in out.stdout.split("ended in an error")[1]
 
 
 @pytest.mark.parametrize("method,code", [("crash-segfault", -signal.SIGSEGV), ("crash-abort", -signal.SIGABRT)])
@@ -139,6 +155,52 @@ def test_killing_a_pool_run_leaves_no_worker_behind(installed_faults, tmp_path):
         while time.time() < deadline and any(_alive(p) for p in everyone):
             time.sleep(0.5)
         assert not [p for p in everyone if _alive(p)], "processes outlived the killed run"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _descendants(pid: int) -> set[int]:
+    out, todo = set(), [pid]
+    while todo:
+        for child in _children(todo.pop()):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
+
+
+def test_killing_a_ray_run_leaves_no_ray_process_behind(installed_faults, tmp_path):
+    """A local Ray instance shares its driver's fate: the GCS and raylet are tied to the driver, the actors and
+    agents to the raylet; all end, the last within about a minute of the kill."""
+    pytest.importorskip("ray")
+    suite = write(tmp_path / "ray-killed.toml", "hang", executor="ray", timeout=0)
+    proc = subprocess.Popen([str(BIN), "run", str(suite), "--db", str(tmp_path / "r.sqlite"), "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        everyone: set[int] = set()
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:  # until the hanging cell runs in an actor
+            everyone |= _descendants(proc.pid)
+            if any("CellActor.run" in _cmdline(p) for p in everyone):
+                break
+            time.sleep(0.5)
+        assert any("raylet" in _cmdline(p) for p in everyone), "the run never started Ray"
+        time.sleep(2)
+        everyone |= _descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.time() + 180
+        while time.time() < deadline and any(_alive(p) for p in everyone):
+            time.sleep(1)
+        assert not [_cmdline(p) for p in everyone if _alive(p)], "Ray processes outlived the killed run"
     finally:
         if proc.poll() is None:
             proc.kill()

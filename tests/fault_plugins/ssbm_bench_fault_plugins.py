@@ -2,7 +2,9 @@
 
 * ``crash-abort`` calls abort(): the process dies with SIGABRT;
 * ``crash-segfault`` reads address 0: the process dies with SIGSEGV;
-* ``hang`` never returns (a plugin stuck in a loop).
+* ``hang`` never returns (a plugin stuck in a loop);
+* ``hang-in-c`` blocks SIGALRM and sleeps in C: it never returns to Python, so only a limit that needs neither
+  signals nor the GIL can stop it.
 
 The harness must name the cell, keep every other cell, and leave no
 process behind.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import time
 
 from ssbm_bench.hookspecs import hookimpl
@@ -49,7 +52,16 @@ class Hang(_Hostile):
             time.sleep(0.05)
 
 
+class HangInC(_Hostile):
+    name = "hang-in-c"
+
+    def explain(self, request):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        while True:
+            ctypes.CDLL(None).sleep(3600)
+
+
 @hookimpl
 def register_methods(register):
-    for cls in (CrashAbort, CrashSegfault, Hang):
+    for cls in (CrashAbort, CrashSegfault, Hang, HangInC):
         register(MethodPlugin.of(cls, description=f"fault test: {cls.__doc__ or cls.name}"))
