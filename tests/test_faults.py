@@ -1,7 +1,9 @@
 """Faults a user or an attacker brings, each refused by name or survived (the fast cases).
 
 * bad suites: refused before any model is called, naming the key, plugin or parameter;
-* forged submissions: a cell copied under another identity, or a grid cell given twice;
+* forged submissions: a cell copied under another identity, or a grid cell given twice; a real run's
+  submission with an utterance dropped for every method, or its noise level changed (keys re-hashed), refused by
+  `--verify` when it re-derives the cells the suite implies;
 * a killed run: marked as such by the next run, which keeps what it finished;
 * a run with failed cells: exits 1 and names them;
 * hostile names: inert in the published markdown.
@@ -23,7 +25,7 @@ from ssbm_bench.harness.runner import run_suite
 from ssbm_bench.harness.store import ResultStore
 from ssbm_bench.harness.suite import parse_suite
 from ssbm_bench.submission import SubmissionError, validate_submission
-from submission_helpers import good_submission, redigest, write_suites
+from submission_helpers import good_submission, leaderboard_of, redigest, write_suites
 
 BASE = {"suite": {"name": "t"}, "corpus": {"name": "synthetic"}, "models": [{"name": "pocketsphinx"}],
         "methods": [{"name": "energy"}]}
@@ -169,6 +171,66 @@ def test_auto_verification_reruns_every_cell_of_a_method_new_to_the_board(suites
     seen = plan_verification(v, accepted_methods=known, catch=1, confidence=0.5)
     assert not seen.new_methods and seen.sampled == len(seen.indices) == -(-len(able) // 2)
     assert "caught with probability" in seen.describe()
+
+
+@pytest.fixture(scope="module")
+def real_submission(tmp_path_factory):
+    """A real run (pocketsphinx, energy and random, two utterances) exported as a maintainer receives it."""
+    from e2e_helpers import write_suite
+
+    d = tmp_path_factory.mktemp("implied")
+    suite_file = write_suite(d / "implied.toml", "implied", ["energy", "random"], limit=2)
+    cli("run", str(suite_file), "--db", str(d / "run.sqlite"), "--no-progress")
+    cli("submit", "--db", str(d / "run.sqlite"), "--out", str(d / "sub.json"), "--submitter", "someone")
+    (d / "suites").mkdir()
+    (d / "suites" / suite_file.name).write_text(suite_file.read_text())
+    return d, json.loads((d / "sub.json").read_text())
+
+
+def _add(d, doc, tmp_path, name: str):
+    from ssbm_bench.submission import add_submission
+
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(doc))
+    return add_submission(path, leaderboards_dir=tmp_path / name, suites_dir=d / "suites", verify=1, seed=0)
+
+
+def test_a_real_submission_is_added_with_its_cells_re_derived(real_submission, tmp_path):
+    d, doc = real_submission
+    dest, v, notes = _add(d, doc, tmp_path, "honest")
+    record = json.loads((dest.parent / "verified" / dest.name).read_text())
+    assert record["implied_checked"] is True
+    assert f"the {len(doc['cells'])} cell(s) of board(s) ssbm are exactly those the suite implies here" in notes[-1]
+
+
+def test_an_utterance_dropped_for_every_method_is_refused_by_verification(real_submission, tmp_path):
+    """Consistent among themselves (every method has the same words), so only re-deriving the grid sees it."""
+    d, doc = real_submission
+    doc = copy.deepcopy(doc)
+    dropped = doc["cells"][0]["utterance"]
+    doc["cells"] = [c for c in doc["cells"] if c["utterance"] != dropped]
+    doc["leaderboard"] = leaderboard_of(doc)
+    validate_submission(doc, d / "suites", check_corpus=False)  # reading the file alone cannot tell
+    with pytest.raises(SubmissionError, match=rf"2 cell\(s\) the suite implies here are not submitted "
+                                              rf"\(utterance\(s\) {dropped}\)"):
+        _add(d, doc, tmp_path, "dropped")
+
+
+def test_a_changed_noise_level_is_refused_by_verification(real_submission, tmp_path):
+    """The level a cell was measured at is part of its key; re-hashed, the key checks out, the grid does not."""
+    from ssbm_bench.harness.plan import canonical, digest_of
+
+    d, doc = real_submission
+    doc = copy.deepcopy(doc)
+    cell = doc["cells"][0]
+    here = cell["fields"]["level_db"]
+    cell["fields"]["level_db"] = cell["params"]["level_db"] = here - 10.0
+    cell["key"] = digest_of(canonical(cell["fields"]))
+    doc["leaderboard"] = leaderboard_of(doc)
+    validate_submission(doc, d / "suites", check_corpus=False)
+    with pytest.raises(SubmissionError, match=rf"cells\[0\] \(model pocketsphinx, .*\): not the cell this suite implies "
+                                              rf"here: level_db {here - 10.0} submitted, {here} here"):
+        _add(d, doc, tmp_path, "level")
 
 
 # --- runs that die, runs that fail -------------------------------------------------------------------------

@@ -208,17 +208,32 @@ def run_verification(v: Validated, leaderboards_dir: Path, verify: int | str, se
     new to the board; an integer: that many random cells); refuse on any difference. (record, notes)."""
     import time
 
+    from .implied import compare_implied, plan_implied
+
     seed = random.SystemRandom().randrange(2 ** 31) if seed is None else int(seed)
+    implied_note = None
+    if v.doc["schema_version"] >= 3:
+        log("re-deriving the cells the suite implies (clean decodes and noise calibration, as a run plans them)")
+        implied = plan_implied(v.suite, log)
+        if implied.boards:
+            wrong = compare_implied(v.doc, implied)
+            if wrong:
+                shown = "; ".join(wrong[:5]) + (f"; and {len(wrong) - 5} more" if len(wrong) > 5 else "")
+                raise SubmissionError(f"cells: not the cells suite {v.suite.name!r} implies here: {shown}")
+            implied_note = (f"the {len(implied.fields)} cell(s) of board(s) {', '.join(implied.boards)} are exactly "
+                            f"those the suite implies here (utterances recognised, targets, noise levels re-derived)")
     _, on_board = accepted_cells(leaderboards_dir)
     plan = plan_verification(v, on_board, catch, confidence, None if verify == "auto" else int(verify), seed)
     failures, notes, _ = verify_cells(v, len(plan.indices), seed, log, chosen=plan.indices)
     if failures:
         shown = "; ".join(failures[:5]) + (f"; and {len(failures) - 5} more" if len(failures) > 5 else "")
         raise SubmissionError(f"re-running cells (--seed {seed}) gave other outputs than submitted: {shown}")
-    notes.append(f"{plan.describe()} (--seed {seed})")
+    summary = plan.describe() + (f"; {implied_note}" if implied_note else "")
+    notes.append(f"{summary} (--seed {seed})")
     record = {"verified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seed": seed,
               "cells_rerun": len(plan.indices), "new_methods": plan.new_methods, "sampled": plan.sampled,
-              "of": plan.of, "catch": plan.catch, "probability": plan.probability, "summary": plan.describe()}
+              "of": plan.of, "catch": plan.catch, "probability": plan.probability,
+              "implied_checked": implied_note is not None, "summary": summary}
     return record, notes
 
 
