@@ -32,6 +32,10 @@ def add_submit_parser(sub) -> None:
                     help="the suite file the run used, when it is no longer where the run found it")
     sp.add_argument("--submitter", help="a name to show with the submission (letters, digits, ' _.@+-')")
     sp.add_argument("--notes", help="free text kept with the submission (at most 2000 characters)")
+    sp.add_argument("--partial", metavar="REASON",
+                    help="submit the latest run even if unfinished, with the planned cells it stored, declared "
+                         "partial for REASON: published apart, never ranked against complete runs (without it, only "
+                         "a finished run is submitted, and a maintainer refuses one that lacks cells)")
     sp.set_defaults(func=cmd_submit)
 
 
@@ -44,12 +48,15 @@ def rows_summary(rows: dict) -> str:
 def cmd_submit(args) -> int:
     from .submission import dumps, export_submission
 
-    doc, facts = export_submission(args.db, args.suite, args.suite_file, args.submitter, args.notes)
+    doc, facts = export_submission(args.db, args.suite, args.suite_file, args.submitter, args.notes,
+                                   partial=args.partial)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(dumps(doc))
     extra = (f"; {facts['left_out']} cell(s) left out (of an older version of the suite, or of a board a "
              f"not installed here)" if facts["left_out"] else "")
+    if "partial" in doc:
+        extra += f"; declared partial: {facts['cells']} of the {facts['planned']} cells its run planned"
     print(f"wrote {out}: suite {facts['suite']} (digest {facts['suite_digest']}), {facts['cells']} cells on "
           f"{facts['corpora']} corpus(es), {rows_summary(doc['leaderboard'])}{extra}")
     return 0

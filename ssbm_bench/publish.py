@@ -40,6 +40,9 @@ class Source:
     rows: dict  # board -> list of row dicts
     #: who, when and how it was checked, for the page's list of sources
     about: str = ""
+    #: for a submission declared partial: how partial and why (its rows get tables of their own, unranked
+    #: against complete runs); empty for a complete one
+    partial: str = ""
 
 
 def source_from_submission(v, filename: str) -> Source:
@@ -48,7 +51,9 @@ def source_from_submission(v, filename: str) -> Source:
     checked = "; ".join(n for n in v.notes if n) or "rows re-scored from its cells; no cell re-run here"
     about = (f"submitted by {who or 'an unnamed submitter'}, created {v.doc.get('created', '?')}, suite "
              f"{v.doc['suite']['name']}, {len(v.cells)} cells; verification: {checked}")
-    return Source(label, v.cells, v.rows, about)
+    declared = v.doc.get("partial")
+    partial = (f"{len(v.cells)} of {declared['planned']} planned cells: {declared['reason']}" if declared else "")
+    return Source(label, v.cells, v.rows, about, partial)
 
 
 def source_from_store(db: str | Path) -> Source:
@@ -79,6 +84,8 @@ class Table:
     score_note: str = ""
     #: whether the table has a details column (its board reports something beside the score)
     with_details: bool = False
+    #: a partial submission's own table: who and how partial (never ranked against complete runs); else empty
+    partial: str = ""
 
 
 def _row_cells(source: Source, row: dict) -> list:
@@ -89,7 +96,8 @@ def _row_cells(source: Source, row: dict) -> list:
 
 def build_tables(sources: list[Source], registry=None) -> list[Table]:
     """One table per board, suite, corpus, model (and the board's sub_key), ranked across sources; neighbours
-    of a board with a paired unit get the paired test."""
+    of a board with a paired unit get the paired test. A submission declared partial gets tables of its own:
+    a subset of a suite's cells is never ranked against complete runs."""
     registry = registry or get_registry()
     boards = registry.boards()
     order = {b.name: i for i, b in enumerate(boards)}
@@ -98,7 +106,8 @@ def build_tables(sources: list[Source], registry=None) -> list[Table]:
         for board in boards:
             for r in s.rows.get(board.name, []):
                 sub = r.get(board.sub_key) if board.sub_key else None
-                grouped[(board.name, r["suite"], r["corpus"], r["model"], sub)].append(
+                apart = f"{s.label}: {s.partial}" if s.partial else ""
+                grouped[(board.name, r["suite"], r["corpus"], r["model"], sub, apart)].append(
                     (s, dict(r, source=s.label, details=board.details(r))))
     tables = []
     for key in sorted(grouped, key=lambda k: _table_order(k, order)):
@@ -120,7 +129,10 @@ def build_tables(sources: list[Source], registry=None) -> list[Table]:
         t = Table(board.name, key[1], key[2], rows[0].get("corpus_digest", ""), key[3], rows, sub=key[4],
                   title=board.table_title(rows[0]), md_title=board.table_title({**rows[0], **safe}),
                   score_note=board.score_note,
-                  with_details=any(r.get("details") for r in rows))
+                  with_details=any(r.get("details") for r in rows), partial=key[5])
+        if t.partial:
+            t.title += f" — partial run, not ranked against complete runs ({t.partial})"
+            t.md_title += f" — partial run, not ranked against complete runs ({md(t.partial)})"
         if board.paired_unit:
             _paired_notes(t, board, members)
         tables.append(t)
@@ -146,10 +158,11 @@ def _paired_notes(t: Table, board, members: list) -> None:
 
 
 def _table_order(key: tuple, order: dict) -> tuple:
-    """Boards in page order, then suite, corpus, model, then the sub-table (N_s numerically)."""
-    board, suite, corpus, model, sub = key
+    """Boards in page order, then suite, corpus, model, then the sub-table (N_s numerically); a partial run's
+    table after the complete ones'."""
+    board, suite, corpus, model, sub, apart = key
     sub_order = (0, sub, "") if isinstance(sub, (int, float)) else (1, 0, str(sub))
-    return (order[board], suite, corpus, model, sub_order)
+    return (order[board], suite, corpus, model, sub_order, apart)
 
 
 def _name(row: dict) -> str:
@@ -216,7 +229,7 @@ def to_markdown(tables: list[Table], n_submissions: int, n_stores: int, about: l
 CSV_FIELDS = ["board", "suite", "corpus", "corpus_digest", "model", "rank", "method", "fill", "score", "ci_low",
               "ci_high", "n", "n_utterances", "source", "suite_digest", "next_method", "next_fill", "paired_n",
               "paired_p", "aggregation", "input_type", "baseline", "n_samples", "full_match", "at_least_two",
-              "n_ce", "details"]
+              "n_ce", "details", "partial"]
 
 
 def csv_safe(value):
@@ -234,7 +247,7 @@ def to_csv(tables: list[Table]) -> str:
         for r in t.rows:
             nxt = r.get("vs_next") or {}
             row = {**r, "next_method": nxt.get("method", ""), "next_fill": nxt.get("fill", ""),
-                   "paired_n": nxt.get("n", ""), "paired_p": nxt.get("p", "")}
+                   "paired_n": nxt.get("n", ""), "paired_p": nxt.get("p", ""), "partial": t.partial}
             w.writerow({k: csv_safe(v) for k, v in row.items()})
     return buf.getvalue()
 
@@ -246,7 +259,8 @@ def _sub_key(board: str) -> str:
 def to_json(tables: list[Table]) -> str:
     return json.dumps({"alpha": ALPHA, "tables": [
         {"board": t.board, "suite": t.suite, "corpus": t.corpus, "corpus_digest": t.corpus_digest, "model": t.model,
-         **({_sub_key(t.board): t.sub} if _sub_key(t.board) else {}), "rows": t.rows, "notes": t.notes}
+         **({_sub_key(t.board): t.sub} if _sub_key(t.board) else {}), "rows": t.rows, "notes": t.notes,
+         **({"partial": t.partial} if t.partial else {})}
         for t in tables]}, indent=2, sort_keys=True, default=str) + "\n"
 
 

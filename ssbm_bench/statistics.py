@@ -126,6 +126,8 @@ def paired_test(a: dict[str, float], b: dict[str, float], seed: int = 0) -> tupl
         return float("nan"), 0, 1.0
     if not np.any(np.abs(d) > 0):
         return 0.0, n, 1.0
+    if n == 1:  # both signs of one difference are as extreme as the observed: p = 1 (scipy wants two units)
+        return float(d[0]), 1, 1.0
     resamples = 2 ** n if n <= EXACT_UP_TO else PERMUTATIONS
     res = _stats.permutation_test((d, np.zeros_like(d)), lambda x, y, axis: np.mean(x - y, axis=axis),
                                   permutation_type="samples", n_resamples=resamples, vectorized=True,

@@ -233,6 +233,53 @@ def test_a_changed_noise_level_is_refused_by_verification(real_submission, tmp_p
         _add(d, doc, tmp_path, "level")
 
 
+def test_a_declared_partial_run_is_added_and_published_apart_from_complete_runs(real_submission, tmp_path):
+    """A run stopped before its last cell: refused as a submission unless declared partial; declared, it is
+    checked like any other (its cells must be cells the suite implies) and published in a table of its own."""
+    import shutil
+    import sqlite3
+
+    from ssbm_bench.publish import publish
+    from ssbm_bench.submission import add_submission
+
+    d, complete = real_submission
+    db = tmp_path / "stopped.sqlite"
+    shutil.copy(d / "run.sqlite", db)
+    with sqlite3.connect(db) as conn:  # the run was killed before it stored its last cell
+        conn.execute("DELETE FROM cells WHERE key = ?", (complete["cells"][-1]["key"],))
+        conn.execute("UPDATE runs SET status = 'killed'")
+    refused = cli("submit", "--db", str(db), "--out", str(tmp_path / "p.json"), check=False)
+    assert refused.returncode != 0 and "--partial REASON" in refused.stderr and "Traceback" not in refused.stderr
+    out = cli("submit", "--db", str(db), "--out", str(tmp_path / "p.json"), "--submitter", "stopper",
+              "--partial", "stopped early")
+    assert "declared partial: 3 of the 4 cells its run planned" in out.stdout
+    doc = json.loads((tmp_path / "p.json").read_text())
+    assert doc["partial"] == {"reason": "stopped early", "planned": 4} and len(doc["cells"]) == 3
+
+    lb = tmp_path / "board"
+    dest, v, notes = add_submission(tmp_path / "p.json", leaderboards_dir=lb, suites_dir=d / "suites", verify=1,
+                                    seed=0)
+    assert any("declared partial (stopped early): 3 of the 4 cells" in n for n in notes)
+    assert "the 3 cell(s) of board(s) ssbm are among the 4 the suite implies here" in notes[-1]
+    publish(lb, lb, d / "suites", dbs=[d / "run.sqlite"], figures=False)
+    page = (lb / "README.md").read_text()
+    titles = [line for line in page.splitlines() if line.startswith("## ")]
+    assert len(titles) == 2 and not any("partial" in t for t in titles[:1])
+    assert titles[1].endswith(f"— partial run, not ranked against complete runs (stopper ({dest.name}): 3 of 4 "
+                              f"planned cells: stopped early)")
+    tables = json.loads((lb / "leaderboard.json").read_text())["tables"]
+    assert [t.get("partial", "") != "" for t in tables] == [False, True]
+    assert {r["source"] for r in tables[0]["rows"]} == {str(d / "run.sqlite")}
+
+
+def test_a_partial_declaration_that_carries_every_cell_is_refused(real_submission):
+    d, doc = real_submission
+    doc = copy.deepcopy(doc)
+    doc["partial"] = {"reason": "modest", "planned": len(doc["cells"])}
+    with pytest.raises(SubmissionError, match=r"partial.planned: 4, but the submission carries 4 cells"):
+        validate_submission(doc, d / "suites", check_corpus=False)
+
+
 # --- runs that die, runs that fail -------------------------------------------------------------------------
 
 def test_a_killed_run_is_marked_by_the_next(tmp_path):

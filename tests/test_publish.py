@@ -29,6 +29,8 @@ def test_sign_flip_is_exact_for_few_utterances():
 def test_sign_flip_pairs_only_shared_utterances_and_handles_ties():
     assert paired_sign_flip({"a": 1.0, "b": 2.0}, {"b": 2.0, "c": 0.0}) == (0.0, 1, 1.0)
     assert paired_sign_flip({}, {"x": 1.0})[1:] == (0, 1.0)
+    # one shared utterance: +d and -d are equally extreme, p = 1 (two tables of one utterance each still publish)
+    assert paired_sign_flip({"a": 3.0, "b": 1.0}, {"a": 1.0}) == (2.0, 1, 1.0)
 
 
 def test_sign_flip_with_many_utterances_separates_signal_from_noise():

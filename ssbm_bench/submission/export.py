@@ -51,8 +51,12 @@ def board_rows_json(cells: list, boards: tuple[str, ...] | None = None, registry
 
 def export_submission(db: str | Path, suite_name: str | None = None, suite_file: str | Path | None = None,
                       submitter: str | None = None, notes: str | None = None,
-                      suites_dir: Path = LEADERBOARDS_DIR / "suites") -> tuple[dict, dict]:
-    """(submission, facts) for the latest finished run of one suite in a store."""
+                      suites_dir: Path = LEADERBOARDS_DIR / "suites", partial: str | None = None
+                      ) -> tuple[dict, dict]:
+    """(submission, facts) for the latest finished run of one suite in a store.
+
+    With `partial` (the reason), the latest run, finished or not, is exported with the planned cells it stored,
+    declared partial: such a submission is published apart and never ranked against complete runs."""
     from ..harness.store import ResultStore
     from ..harness.suite import load_suite
     from ..plugins import get_registry
@@ -77,10 +81,14 @@ def export_submission(db: str | Path, suite_name: str | None = None, suite_file:
         suite_name = names[0]
     elif suite_name not in names:
         raise SubmissionError(f"results store {db}: no cells of suite {suite_name!r} (it holds: {', '.join(names)})")
-    finished = [r for r in runs if r["suite"] == suite_name and r["status"] == "finished"]
+    if partial is not None and not str(partial).strip():
+        raise SubmissionError("--partial: give the reason the run is partial (e.g. 'interrupted after 3 days')")
+    wanted = ("finished",) if partial is None else ("finished", "running", "killed", "interrupted", "failed")
+    finished = [r for r in runs if r["suite"] == suite_name and r["status"] in wanted]
     if not finished:
         raise SubmissionError(f"results store {db}: no finished run of suite {suite_name!r}; finish it first "
-                              f"(`ssbm-bench run` again resumes where it stopped)")
+                              f"(`ssbm-bench run` again resumes where it stopped), or submit what it has with "
+                              f"--partial REASON (published apart, never ranked against complete runs)")
     run = finished[-1]
     digest = run["suite_digest"]
     candidates = [Path(suite_file)] if suite_file else [Path(paths.get(run["run_id"]) or ""),
@@ -98,6 +106,8 @@ def export_submission(db: str | Path, suite_name: str | None = None, suite_file:
                               f"that digest was found (tried {tried or 'nothing'}); pass the file with --suite-file")
     ours = [c for c in cells_all if c.suite == suite_name]
     plan = plans.get(run["run_id"])
+    if plan is not None:
+        plan = plan - {""}  # the marker row of a recorded plan (store.record_plan), not a cell
     # the cells the run planned (a cell an earlier version of the suite computed with the same key is the same
     # computation, reused); a store from before plans were recorded: the cells stored under the run's digest
     mine = [c for c in ours if c.key in plan] if plan is not None else [c for c in ours if c.suite_digest == digest]
@@ -154,6 +164,14 @@ def export_submission(db: str | Path, suite_name: str | None = None, suite_file:
         "cells": out_cells,
         "leaderboard": board_rows_json(cells, tuple(sorted({c.board for c in cells}))),
     }
+    if partial is not None:
+        if not plan:
+            raise SubmissionError(f"suite {suite_name!r}: the run recorded no plan, so how partial it is cannot be "
+                                  f"said; run the suite again into a fresh store")
+        if len(cells) >= len(plan):
+            raise SubmissionError(f"suite {suite_name!r}: --partial, but the run stored every one of its "
+                                  f"{len(plan)} planned cells; submit it without --partial")
+        doc["partial"] = {"reason": str(partial).strip(), "planned": len(plan)}
     if submitter:
         doc["submitter"] = submitter
     if notes:
@@ -161,6 +179,6 @@ def export_submission(db: str | Path, suite_name: str | None = None, suite_file:
     # what we write must be what we accept: the same reader and schema
     check_schema(parse_submission_bytes(dumps(doc).encode(), "the exported submission"))
     return doc, {"cells": len(cells), "left_out": left_out, "suite_digest": digest, "suite": suite.name,
-                 "corpora": len(corpora)}
+                 "corpora": len(corpora), "planned": len(plan) if plan is not None else None}
 
 

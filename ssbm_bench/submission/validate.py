@@ -198,10 +198,18 @@ def validate_submission(doc: dict, suites_dir: Path = LEADERBOARDS_DIR / "suites
         registry.board(board).check_cell(i, cell, suite.settings.get(board), checks)
         if doc["schema_version"] >= 3:
             check_key(i, cell, name)
-    for name_ in suite.boards:
-        mine = [c for c in doc["cells"] if c["board"] == name_]
-        if mine:
-            registry.board(name_).check_complete(mine, suite.settings.get(name_), checks)
+    partial = doc.get("partial")
+    if partial is None:
+        for name_ in suite.boards:
+            mine = [c for c in doc["cells"] if c["board"] == name_]
+            if mine:
+                registry.board(name_).check_complete(mine, suite.settings.get(name_), checks)
+    else:  # a declared subset: published apart, never ranked against complete runs (publish.build_tables)
+        if partial["planned"] <= len(doc["cells"]):
+            raise SubmissionError(f"partial.planned: {partial['planned']}, but the submission carries "
+                                  f"{len(doc['cells'])} cells; a partial run carries fewer than it planned")
+        notes.append(f"declared partial ({partial['reason']}): {len(doc['cells'])} of the {partial['planned']} "
+                     f"cells its run planned; not ranked against complete runs")
     _no_copied_outcomes(doc)
     cells = cell_rows(doc)
     try:

@@ -220,8 +220,13 @@ def run_verification(v: Validated, leaderboards_dir: Path, verify: int | str, se
             if wrong:
                 shown = "; ".join(wrong[:5]) + (f"; and {len(wrong) - 5} more" if len(wrong) > 5 else "")
                 raise SubmissionError(f"cells: not the cells suite {v.suite.name!r} implies here: {shown}")
+            n_here = sum(1 for c in v.doc["cells"] if c["board"] in implied.boards)
             implied_note = (f"the {len(implied.fields)} cell(s) of board(s) {', '.join(implied.boards)} are exactly "
-                            f"those the suite implies here (utterances recognised, targets, noise levels re-derived)")
+                            f"those the suite implies here (utterances recognised, targets, noise levels re-derived)"
+                            if "partial" not in v.doc else
+                            f"the {n_here} cell(s) of board(s) {', '.join(implied.boards)} are among the "
+                            f"{len(implied.fields)} the suite implies here (utterances recognised, targets, noise "
+                            f"levels re-derived)")
     _, on_board = accepted_cells(leaderboards_dir)
     plan = plan_verification(v, on_board, catch, confidence, None if verify == "auto" else int(verify), seed)
     failures, notes, _ = verify_cells(v, len(plan.indices), seed, log, chosen=plan.indices)
@@ -254,7 +259,8 @@ def add_submission(path: str | Path, leaderboards_dir: Path = LEADERBOARDS_DIR, 
         if c["key"] in on_board:
             raise SubmissionError(f"cells[{i}]: this cell ({c['board']}, {c['model']}, {c['method']}, "
                                   f"{c['utterance']}) is already on the leaderboard, in {on_board[c['key']]}: a "
-                                  f"result is submitted once")
+                                  f"result is submitted once (a complete run that replaces a partial one: remove "
+                                  f"the partial file first)")
     record = None
     if verify:
         record, vnotes = run_verification(v, Path(leaderboards_dir), verify, seed, catch, confidence, log)
