@@ -4,7 +4,7 @@
     ssbm-bench corpus list | corpus build NAME [--out DIR]
     ssbm-bench run SUITE [--db PATH] [--no-model-cache] [--json]
     ssbm-bench leaderboard --db PATH [--format markdown|csv|json] [--out FILE] [--figures DIR]
-    ssbm-bench leaderboard add FILE [--verify K] | leaderboard publish [--out DIR]   (community_cli.py)
+    ssbm-bench leaderboard add FILE [--verify K|auto] | leaderboard publish [--out DIR]   (community_cli.py)
     ssbm-bench submit --db PATH --out FILE.json                                      (community_cli.py)
     ssbm-bench explain --utterance ID --word W --model NAME --method NAME [...] [--out PNG] [--wav DIR]
 """

@@ -74,7 +74,9 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
                     "A submission is data only: it is never executed or unpickled.")
     sa.add_argument("file", help="submission JSON written by `ssbm-bench submit`")
     sa.add_argument("--verify", type=verify_arg, default=0, metavar="K|auto",
-                    help="re-run finished cells here, of the boards that can re-run cells (ssbm, deletion, stability, "
+                    help="re-derive the cells the suite implies (clean decodes and noise calibration, as a run "
+                         "plans them; the grid boards' cells must be exactly those), then re-run finished cells here, "
+                         "of the boards that can re-run cells (ssbm, deletion, stability, "
                          "and others that can), and compare their raw outputs: K random cells, or 'auto': every cell "
                          "of a method new to the board plus a random sample sized so that a forgery of --catch cells "
                          "is caught with probability --confidence (default 0: re-score only); ISA cells need the "
