@@ -73,13 +73,14 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
                     "cells), optionally re-run a random sample of its cells, and copy it into DIR/submissions/. "
                     "A submission is data only: it is never executed or unpickled.")
     sa.add_argument("file", help="submission JSON written by `ssbm-bench submit`")
-    sa.add_argument("--verify", type=verify_arg, default=0, metavar="K|auto",
+    sa.add_argument("--verify", type=verify_arg, default="auto", metavar="K|auto",
                     help="re-derive the cells the suite implies (clean decodes and noise calibration, as a run "
                          "plans them; the grid boards' cells must be exactly those), then re-run finished cells here, "
                          "of the boards that can re-run cells (ssbm, deletion, stability, "
                          "and others that can), and compare their raw outputs: K random cells, or 'auto': every cell "
                          "of a method new to the board plus a random sample sized so that a forgery of --catch cells "
-                         "is caught with probability --confidence (default 0: re-score only); ISA cells need the "
+                         "is caught with probability --confidence (the default; 0: re-score only, and the page says "
+                         "no cell was re-run); ISA cells need the "
                          "seed families trained, so they are checked by re-scoring only. What was verified is kept "
                          "beside the submission and shown on the published page")
     sa.add_argument("--catch", type=int, default=5, metavar="N",
@@ -143,6 +144,9 @@ def cmd_add(args) -> int:
                                         args.confidence)
         print(f"added {args.file} as {dest}: suite {v.doc['suite']['name']}, {len(v.cells)} cells, "
               f"{rows_summary(v.rows)} re-scored and matching")
+    if not args.verify:
+        notes.append("not verified (--verify 0): rows re-scored from the cells only; an outcome forged with its rows "
+                     "recomputed to match would not be caught")
     for n in notes:
         print(f"  note: {n}")
     return 0
