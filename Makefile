@@ -26,7 +26,7 @@ system-packages:
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip "setuptools>=68,<82" wheel
+	$(BIN)/python -m pip install -q --upgrade pip "setuptools>=77,<82" wheel
 	$(BIN)/python -m pip install -q -e '.[test,ray]'
 	@touch $@
 
