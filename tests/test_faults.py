@@ -180,11 +180,18 @@ def real_submission(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("implied")
     suite_file = write_suite(d / "implied.toml", "implied", ["energy", "random"], limit=2)
-    cli("run", str(suite_file), "--db", str(d / "run.sqlite"), "--no-progress")
+    ran = cli("run", str(suite_file), "--db", str(d / "run.sqlite"))  # with progress bars, as a user runs it
+    (d / "run.stderr").write_text(ran.stderr)
     cli("submit", "--db", str(d / "run.sqlite"), "--out", str(d / "sub.json"), "--submitter", "someone")
     (d / "suites").mkdir()
     (d / "suites" / suite_file.name).write_text(suite_file.read_text())
     return d, json.loads((d / "sub.json").read_text())
+
+
+def test_a_run_shows_progress_for_the_clean_pass_calibration_and_cells(real_submission):
+    err = (real_submission[0] / "run.stderr").read_text()
+    for bar in ("clean pass pocketsphinx", "calibration pocketsphinx / white-noise", "cells implied"):
+        assert bar in err, bar
 
 
 def _add(d, doc, tmp_path, name: str):

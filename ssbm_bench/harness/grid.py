@@ -99,7 +99,8 @@ def prepare_grid(ctx) -> Grid:
         if model.has(Capability.TRANSCRIBE):
             log(f"[{mref.label}] selecting fully recognised utterances ...")
             elig = select_eligible(model, mkey, ctx.utterances, ctx.corpus_digest, store, suite.utterance_limit,
-                                   on_decode=lambda n: setattr(summary, "decodes", summary.decodes + n))
+                                   on_decode=lambda n: setattr(summary, "decodes", summary.decodes + n),
+                                   progress=ctx.progress, label=mref.label)
             info.update({"eligible": [u.id for u in elig.eligible], "scanned": elig.scanned,
                          "dropped": len(elig.dropped), "clean_word_accuracy": elig.clean_word_accuracy})
             log(f"[{mref.label}] {len(elig.eligible)} of {elig.scanned} scanned utterances recognised "
@@ -127,7 +128,8 @@ def prepare_grid(ctx) -> Grid:
             fill = cache.fill(fref, suite.corpus, ctx.cfg)
             if model.has(Capability.TRANSCRIBE):
                 cal = calibrate_noise(model, mkey, fill, fref.label, [u for u, _ in work], ctx.corpus_digest,
-                                      store, calibration, ctx.cfg)
+                                      store, calibration, ctx.cfg, progress=ctx.progress,
+                                      label=f"{mref.label} / {fref.label}")
             else:
                 cal = {"level_db": 0.0, "note": "a classifier has no word accuracy to calibrate a noise level "
                                                 "against; additive fills are added at 0 dB re. speech"}

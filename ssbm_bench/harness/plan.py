@@ -72,6 +72,8 @@ class PlanContext:
     fields_of: dict = field(default_factory=dict)
     #: keys of rows stored while planning (part of the run's plan)
     stored_keys: list = field(default_factory=list)
+    #: whether long planning steps (clean pass, calibration) show progress bars
+    progress: bool = False
     _grid: Any = None
 
     def key(self, fields: dict) -> str:

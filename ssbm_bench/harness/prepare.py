@@ -58,12 +58,16 @@ class Eligibility:
 
 
 def select_eligible(model: SpeechModel, mkey: str, utterances: Iterable[Utterance], corpus_digest: str,
-                    store: ResultStore, limit: int | None, on_decode: Callable[[int], None] = lambda n: None
-                    ) -> Eligibility:
-    """Scan utterances in corpus order until `limit` are fully recognised."""
+                    store: ResultStore, limit: int | None, on_decode: Callable[[int], None] = lambda n: None,
+                    progress: bool = False, label: str = "") -> Eligibility:
+    """Scan utterances in corpus order until `limit` are fully recognised (a bar counts them when `progress`)."""
+    from ..progress import progress_bar
+
     model.require(Capability.TRANSCRIBE, "SSBM")
     result = Eligibility()
     pending: list[Utterance] = []
+    utterances = list(utterances)
+    bar = progress_bar(len(utterances), f"clean pass {label}".strip(), "utt", progress)
 
     def settle(batch: list[Utterance]) -> bool:
         todo = [u for u in batch if store.get_clean(mkey, corpus_digest, u.id) is None]
@@ -75,6 +79,7 @@ def select_eligible(model: SpeechModel, mkey: str, utterances: Iterable[Utteranc
                                 [bool(c) for c in word_correct(u.reference, normalise_words(h))])
         for u in batch:
             rec = store.get_clean(mkey, corpus_digest, u.id)
+            bar.update(1)
             result.scanned += 1
             result.word_total += len(rec["correct"])
             result.word_correct += sum(rec["correct"])
@@ -86,22 +91,27 @@ def select_eligible(model: SpeechModel, mkey: str, utterances: Iterable[Utteranc
                 result.dropped.append(u.id)
         return False
 
-    for utt in utterances:
-        pending.append(utt)
-        if len(pending) == BATCH:
-            if settle(pending):
-                return result
-            pending = []
-    if pending:
-        settle(pending)
-    return result
+    try:
+        for utt in utterances:
+            pending.append(utt)
+            if len(pending) == BATCH:
+                if settle(pending):
+                    return result
+                pending = []
+        if pending:
+            settle(pending)
+        return result
+    finally:
+        bar.close()
 
 
 def calibrate_noise(model: SpeechModel, mkey: str, fill, fill_name: str, utterances: list[Utterance],
                     corpus_digest: str, store: ResultStore, settings: CalibrationSettings,
-                    cfg: StftConfig = StftConfig()) -> dict:
+                    cfg: StftConfig = StftConfig(), progress: bool = False, label: str = "") -> dict:
     """Lowest level (dB re. speech RMS) at which the fully masked utterances
-    are unrecognisable (mean word accuracy <= settings.max_accuracy)."""
+    are unrecognisable (mean word accuracy <= settings.max_accuracy); a bar counts the decodes when `progress`."""
+    from ..progress import progress_bar
+
     sample = utterances[: settings.utterances]
     key_settings = {"levels_db": list(settings.levels_db), "max_accuracy": settings.max_accuracy,
                     "utterances": [u.id for u in sample], "cfg": cfg.to_dict()}
@@ -114,9 +124,11 @@ def calibrate_noise(model: SpeechModel, mkey: str, fill, fill_name: str, utteran
         return {"level_db": 0.0, **details}
     accuracy_by_level: dict[str, float] = {}
     chosen = None
+    bar = progress_bar(len(settings.levels_db) * len(sample), f"calibration {label}".strip(), "decode", progress)
     for level in sorted(settings.levels_db):
         correct = total = 0
         for u in sample:
+            bar.update(1)
             clean = stft(torch.as_tensor(u.waveform, dtype=torch.float32), cfg)
             ones = np.ones(tuple(clean.shape))
             wave = mixture_waveforms(clean, [ones], fill, u.waveform, level,
@@ -130,6 +142,7 @@ def calibrate_noise(model: SpeechModel, mkey: str, fill, fill_name: str, utteran
         if acc <= settings.max_accuracy:
             chosen = level
             break
+    bar.close()
     met = chosen is not None
     level_db = float(chosen if met else max(settings.levels_db))
     details = {"accuracy_by_level": accuracy_by_level, "criterion_met": met,

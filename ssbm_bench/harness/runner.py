@@ -115,9 +115,11 @@ def plan_cells(ctx: PlanContext) -> list[CellJob]:
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
-    return tqdm(total=total, desc=desc, unit="cell", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+    bar = progress_bar(total, desc, "cell", enabled)
+    bar.leave = True  # the cells' bar stays: it is the run's last word on its work
+    return bar
 
 
 def fields_summary(fields: dict) -> str:
@@ -219,7 +221,7 @@ def run_suite(suite: Suite, db_path: str, registry: PluginRegistry | None = None
         ledger = _CacheLedger()
         ctx = PlanContext(suite=suite, registry=registry, worker=cache, store=store, summary=summary,
                           corpus_digest=corpus_digest, utterances=utterances, versions=versions,
-                          finished=store.finished_keys(), log=log)
+                          finished=store.finished_keys(), log=log, progress=progress)
         try:
             jobs = plan_cells(ctx)
             summary.planned = len(jobs)
