@@ -1,12 +1,12 @@
 """The `ssbm-bench` command line.
 
     ssbm-bench plugins [--json]
-    ssbm-bench corpus list | corpus build NAME [--out DIR]
+    ssbm-bench corpus list | corpus show NAME [--param K=V ...] [--db PATH] [--json] | corpus build NAME [--out DIR]
     ssbm-bench run SUITE [--db PATH] [--no-model-cache] [--json]
     ssbm-bench leaderboard --db PATH [--format markdown|csv|json] [--out FILE] [--figures DIR]
     ssbm-bench leaderboard add FILE [--verify K|auto] | leaderboard publish [--out DIR]   (community_cli.py)
     ssbm-bench submit --db PATH --out FILE.json                                      (community_cli.py)
-    ssbm-bench explain --utterance ID --word W --model NAME --method NAME [...] [--out PNG] [--wav DIR]
+    ssbm-bench explain --utterance ID --word INDEX|TEXT --model NAME --method NAME [...] [--out PNG] [--wav DIR]
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def cmd_plugins(args) -> int:
                 out["plugins"].append(item)
         out["failures"] = [{"plugin": f.name, "distribution": f.distribution, "module": f.module, "error": f.error}
                            for f in reg.failures]
+        out["refused"] = [r.to_dict() for r in reg.refused]
         print(json.dumps(out, indent=2))
         return 0
     titles = {"board": "boards", "model": "models", "method": "saliency methods", "fill": "fills",
@@ -75,6 +76,10 @@ def cmd_plugins(args) -> int:
         print("failed to load:")
         for f in reg.failures:
             print(f"  {f.name:<22} {f.module} ({f.distribution} {f.version}): {f.error}")
+    if reg.refused:
+        print("refused (a suite that names one is refused before it runs):")
+        for r in reg.refused:
+            print(f"  {r.message()}")
     return 0
 
 
@@ -82,6 +87,8 @@ def cmd_corpus(args) -> int:
     from .plugins import get_registry
 
     reg = get_registry()
+    if args.corpus_cmd == "show":
+        return cmd_corpus_show(args, reg)
     if args.corpus_cmd == "list":
         for name in reg.names("corpus"):
             r = reg.get("corpus", name)
@@ -92,6 +99,8 @@ def cmd_corpus(args) -> int:
             except Exception as exc:  # a corpus that needs parameters (a folder) cannot be opened bare
                 line += f"  [needs parameters: {exc}]"
             print(line)
+        print("`ssbm-bench corpus show NAME [--param key=value ...]` lists a corpus's utterance ids with their words "
+              "and times (a folder: --param path=DIR; --db PATH adds which models recognise each)")
         return 0
     r = reg.get("corpus", args.name)
     if r.record.builder is None:
@@ -99,6 +108,30 @@ def cmd_corpus(args) -> int:
                              f"{', '.join(n for n in reg.names('corpus') if reg.get('corpus', n).record.builder)}")
     out = r.record.builder(args.out) if args.out else r.record.builder()
     print(out)
+    return 0
+
+
+def cmd_corpus_show(args, reg) -> int:
+    """`corpus show`: the ids and words that `explain` and a suite's `[corpus] utterances` take."""
+    import shutil
+
+    from .corpus_listing import corpus_listing, listing_lines, open_corpus
+    from .harness.suite import PluginRef
+    from .word_explanation import parse_params
+
+    ref = PluginRef(args.name, parse_params(args.param, "--param"))
+    if args.db and not Path(args.db).is_file():
+        raise SsbmBenchError(f"results store {args.db}: not found (expected the SQLite file a `ssbm-bench run` wrote)")
+    listing = corpus_listing(open_corpus(reg, ref), ref, args.db)
+    if args.json:
+        text = json.dumps(listing, indent=2) + "\n"
+    else:
+        text = "".join(line + "\n" for line in listing_lines(listing, shutil.get_terminal_size((100, 24)).columns))
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `corpus show synthetic | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
@@ -177,6 +210,8 @@ def cmd_leaderboard(args) -> int:
 
 
 def cmd_explain(args) -> int:
+    from .corpus_listing import show_command
+    from .harness.preflight import check_params
     from .word_explanation import SHORT, explain_word, find_utterance, find_word, parse_params, slug_of
     from .word_figure import render, write_wavs
     from .audio import StftConfig
@@ -188,10 +223,11 @@ def cmd_explain(args) -> int:
     reg = get_registry()
     given = (("corpus", args.corpus, args.corpus_param), ("model", args.model, args.model_param),
              ("method", args.method, args.param), ("fill", args.fill, args.fill_param))
-    refs = {kind: PluginRef(name, parse_params(items, f"--{kind}-param" if kind != "method" else "--param"))
-            for kind, name, items in given}
+    flags = {kind: f"--{kind}-param" if kind != "method" else "--param" for kind, _, _ in given}
+    refs = {kind: PluginRef(name, parse_params(items, flags[kind])) for kind, name, items in given}
     for kind, ref in refs.items():
-        reg.get(kind, ref.name)  # unknown names fail here, naming the known ones, before any work
+        # unknown names, and parameters a factory does not declare, fail here, naming the known ones, before any work
+        check_params(kind, ref, reg.get(kind, ref.name).record.factory, flags[kind])
     if args.db and not Path(args.db).is_file():
         raise SsbmBenchError(f"results store {args.db}: not found")
     if args.mixtures < 0:
@@ -202,8 +238,8 @@ def cmd_explain(args) -> int:
         cache = WorkerCache(reg)
         cache.artifacts = store
         corpus = cache.instance("corpus", refs["corpus"])
-        utt = find_utterance(corpus, refs["corpus"].label, args.utterance)
-        target = find_word(utt, args.word)
+        utt = find_utterance(corpus, refs["corpus"].label, args.utterance, show=show_command(refs["corpus"]))
+        target = find_word(utt, args.word)  # a misspelt or repeated word is named here, before any model loads
         model = cache.instance("model", refs["model"])
         method = cache.instance("method", refs["method"])
         fill = cache.fill(refs["fill"], refs["corpus"], StftConfig())
@@ -258,9 +294,24 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp.set_defaults(func=cmd_plugins)
 
-    sc = sub.add_parser("corpus", help="list corpora or build one from its generator")
+    sc = sub.add_parser("corpus", help="list corpora, show one's utterances and words, or build one from its generator")
     csub = sc.add_subparsers(dest="corpus_cmd", required=True)
-    csub.add_parser("list", help="list corpora with their size and content digest")
+    csub.add_parser("list", help="list corpora with their size and content digest (`corpus show NAME` lists the "
+                                 "utterances of one)")
+    cs = csub.add_parser(
+        "show", help="list a corpus's utterances: ids, durations, words with times; --db: which models recognise each",
+        description="List every utterance of a corpus: its id, duration, and words with their start and end times "
+                    "(in s), numbered as `explain --word` takes them. With --db, for each model whose clean "
+                    "transcripts of this corpus are in that results store: yes when the model recognised the "
+                    "utterance fully when clean (only those become SSBM cells), no k/n when it got k of n words, "
+                    "- when it was not decoded (the run stopped scanning at its utterance limit), or the class a "
+                    "classifier gave.")
+    cs.add_argument("name", help="corpus name (`ssbm-bench corpus list`), e.g. synthetic or folder")
+    cs.add_argument("--param", action="append", metavar="KEY=VALUE",
+                    help="corpus parameter (repeatable), e.g. --param path=DIR for a folder; values read as TOML")
+    cs.add_argument("--db", metavar="PATH", help="a results store written by `run`: show which models recognise "
+                                                 "each utterance fully when clean")
+    cs.add_argument("--json", action="store_true", help="machine-readable output (word times, clean transcripts)")
     cb = csub.add_parser("build", help="generate a corpus (e.g. synthetic) and print where it was written")
     cb.add_argument("name", help="corpus name, e.g. synthetic")
     cb.add_argument("--out", help="output directory (default: the corpus's own default)")
@@ -308,11 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compute one method's map for one word of one utterance with one model, build the SSBM "
                     "LeRF and MoRF masks at a threshold, decode the noisy mixtures, and write a PNG: the "
                     "spectrogram with the map over it, the masks, the mixtures with what the model heard, and "
-                    "for bubble noise a few of its mixtures. --wav also writes them as WAV files.")
+                    "for bubble noise a few of its mixtures. --wav also writes them as WAV files. "
+                    "`ssbm-bench corpus show CORPUS` lists the utterance ids and their words (with --db, which "
+                    "ones a model recognises fully).")
     se.add_argument("--corpus", default="synthetic", help="corpus name (default: synthetic)")
     se.add_argument("--corpus-param", action="append", metavar="KEY=VALUE", help="corpus parameter (repeatable)")
-    se.add_argument("--utterance", required=True, metavar="ID", help="utterance id (`ssbm-bench corpus list`)")
-    se.add_argument("--word", required=True, metavar="W", help="the analysed word: its index (0-based) or its text")
+    se.add_argument("--utterance", required=True, metavar="ID",
+                    help="utterance id (`ssbm-bench corpus show CORPUS` lists them)")
+    se.add_argument("--word", required=True, metavar="INDEX|TEXT",
+                    help="the analysed word: its index (0-based, as `corpus show` numbers them) or its text (case "
+                         "and punctuation ignored; a word that occurs more than once needs its index)")
     se.add_argument("--model", required=True, help="model name, e.g. pocketsphinx or whisper-tiny-en")
     se.add_argument("--model-param", action="append", metavar="KEY=VALUE", help="model parameter (repeatable)")
     se.add_argument("--method", required=True, help="saliency method, e.g. energy, bubble, random")

@@ -64,22 +64,35 @@ def parse_params(items: list[str] | None, what: str) -> dict:
     return out
 
 
-def find_utterance(corpus, corpus_name: str, utt_id: str) -> Utterance:
-    """The utterance `utt_id`, or an error naming close and known ids."""
+def find_utterance(corpus, corpus_name: str, utt_id: str, show: str | None = None) -> Utterance:
+    """The utterance `utt_id`, or an error naming close and known ids, and `show`, the command that lists them
+    all with their words (default ``ssbm-bench corpus show CORPUS``)."""
     by_id = {u.id: u for u in corpus.utterances()}
     if utt_id in by_id:
         return by_id[utt_id]
     ids = sorted(by_id)
     close = difflib.get_close_matches(utt_id, ids, n=3)
     hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-    shown = ", ".join(ids[:12]) + (f", ... ({len(ids)} in all; `ssbm-bench corpus list`)" if len(ids) > 12 else "")
-    raise InputError(f"corpus {corpus_name!r} has no utterance {utt_id!r}{hint}; known ids: {shown}")
+    shown = ", ".join(ids[:12]) + (f", ... ({len(ids)} in all)" if len(ids) > 12 else "")
+    show = show or f"ssbm-bench corpus show {corpus_name}"
+    raise InputError(f"corpus {corpus_name!r} has no utterance {utt_id!r}{hint}; known ids: {shown}; "
+                     f"`{show}` lists them with their words")
+
+
+def word_listing(ref: list[str]) -> str:
+    """An utterance's words as ``--word`` takes them: ``0=the, 1=boy, ...``."""
+    return ", ".join(f"{i}={w}" for i, w in enumerate(ref))
 
 
 def find_word(utt: Utterance, word: str) -> Target:
-    """A word target from an index (0-based) or the word's text (case and punctuation ignored)."""
+    """A word target from an index (0-based) or the word's text (case and punctuation ignored).
+
+    Errors say what to type instead, since the user cannot see the normalised reference: an index out
+    of range lists the words; a text not in the utterance adds the closest words (difflib) with their
+    indices; a text that occurs more than once names its indices and asks for one of them.
+    """
     ref = utt.reference
-    listing = ", ".join(f"{i}={w}" for i, w in enumerate(ref))
+    listing = word_listing(ref)
     text = str(word).strip()
     if text.lstrip("-").isdigit():
         i = int(text)
@@ -90,11 +103,23 @@ def find_word(utt: Utterance, word: str) -> Target:
     want = normalise_word(text)
     hits = [i for i, w in enumerate(ref) if w == want]
     if not hits:
-        raise InputError(f"utterance {utt.id!r} has no word {text!r}; its words: {listing}")
+        raise InputError(f"utterance {utt.id!r} has no word {text!r}; its words: {listing}{did_you_mean(ref, want)}")
     if len(hits) > 1:
         raise InputError(f"word {text!r} occurs {len(hits)} times in utterance {utt.id!r} (at {hits}); "
-                         f"give its index instead ({listing})")
+                         f"give its index instead: {' or '.join(f'--word {i}' for i in hits)} ({listing})")
     return Target("word", hits[0], ref[hits[0]])
+
+
+def did_you_mean(ref: list[str], want: str) -> str:
+    """`` (did you mean 'boy' (word 1)?)`` for the words of `ref` closest to `want`, or ``""``."""
+    close = difflib.get_close_matches(want, list(dict.fromkeys(ref)), n=3) if want else []
+    if not close:
+        return ""
+    named = []
+    for w in close:
+        at = [i for i, r in enumerate(ref) if r == w]
+        named.append(f"{w!r} (word{'s' if len(at) > 1 else ''} {', '.join(map(str, at))})")
+    return f" (did you mean {' or '.join(named)}?)"
 
 
 # --------------------------------------------------------------------------- computing
