@@ -53,7 +53,11 @@ def source_from_submission(v, filename: str) -> Source:
              f"{v.doc['suite']['name']}, {len(v.cells)} cells; verification: {checked}")
     declared = v.doc.get("partial")
     partial = (f"{len(v.cells)} of {declared['planned']} planned cells: {declared['reason']}" if declared else "")
-    return Source(label, v.cells, v.rows, about, partial)
+    cells, rows = v.cells, v.rows
+    if v.extends is not None:  # a known suite with methods added: only theirs; the others are the board's own
+        cells = [c for c in cells if c.method in v.extends]
+        rows = {b: [r for r in rs if r["method"] in v.extends] for b, rs in rows.items()}
+    return Source(label, cells, rows, about, partial)
 
 
 def source_from_store(db: str | Path) -> Source:

@@ -32,6 +32,26 @@ def protocol_source(source: dict) -> dict:
     return out
 
 
+def added_methods(source: dict, base: dict) -> list[str] | None:
+    """The labels of the [[methods]] entries `source` adds to the known suite `base`, when that is its only
+    difference (besides where it ran); None otherwise. This is how a method new to the board arrives: a run of
+    a known suite with the method added, whose other cells must then be the ones already on the board."""
+    from ..harness.suite import PluginRef
+
+    mine, theirs = protocol_source(source), protocol_source(base)
+    m_methods, b_methods = mine.pop("methods", []), theirs.pop("methods", [])
+    if mine != theirs or not isinstance(m_methods, list) or not isinstance(b_methods, list):
+        return None
+    if m_methods[:len(b_methods)] != b_methods or len(m_methods) == len(b_methods):
+        return None
+    out = []
+    for entry in m_methods[len(b_methods):]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            return None
+        out.append(PluginRef(entry["name"], entry.get("params", {}) or {}).label)
+    return out
+
+
 def source_digest(source: dict) -> str:
     """The same digest as `Suite.digest`, from a parsed source."""
     return hashlib.sha256(json.dumps(source, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checks import CellChecks, cell_corpus, check_corpora, doc_corpora, known_suites, protocol_source, \
-    source_digest
+from .checks import CellChecks, added_methods, cell_corpus, check_corpora, doc_corpora, known_suites, \
+    protocol_source, source_digest
 from .export import board_rows_json
 from ..harness.store import TIMING_FIELDS
 from .guards import LEADERBOARDS_DIR, SubmissionError, check_schema, dumps, short
@@ -31,6 +31,9 @@ class Validated:
     cells: list  # CellRow
     rows: dict
     notes: list[str] = field(default_factory=list)
+    #: for a run of a known suite with methods added: their labels (the suite's other cells must be the ones
+    #: already on the board, and only these methods' rows are published from it); None for the suite itself
+    extends: list[str] | None = None
 
     @property
     def digest(self) -> str:
@@ -167,9 +170,13 @@ def validate_submission(doc: dict, suites_dir: Path = LEADERBOARDS_DIR / "suites
     if source_digest(source) != doc["suite"]["digest"]:
         raise SubmissionError(f"suite.digest: {doc['suite']['digest']} is not the digest of suite.source "
                               f"({source_digest(source)})")
+    extends = None
     if protocol_source(source) != protocol_source(known[name].source):
-        raise SubmissionError(f"suite.source: differs from the known suite {name!r} ({known[name].path}) in more "
-                              f"than the [run] executor settings")
+        extends = added_methods(source, known[name].source)
+        if extends is None:
+            raise SubmissionError(f"suite.source: differs from the known suite {name!r} ({known[name].path}) in "
+                                  f"more than the [run] executor settings and [[methods]] entries added after its "
+                                  f"own (the way a new method joins a known suite's board)")
     try:
         suite = parse_suite(source, where="suite.source")
     except (SuiteError, TypeError, ValueError, KeyError, AttributeError) as exc:
@@ -217,6 +224,9 @@ def validate_submission(doc: dict, suites_dir: Path = LEADERBOARDS_DIR / "suites
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise SubmissionError(f"cells: cannot be scored ({type(exc).__name__}: {exc})") from None
     compare_rows(doc["leaderboard"], rows, registry)
-    return Validated(doc=doc, suite=suite, cells=cells, rows=rows, notes=notes)
+    if extends is not None:
+        notes.append(f"extends suite {name!r} with method(s) {', '.join(extends)}: only their rows are published "
+                     f"from it; the suite's other cells must be the ones on the board")
+    return Validated(doc=doc, suite=suite, cells=cells, rows=rows, notes=notes, extends=extends)
 
 

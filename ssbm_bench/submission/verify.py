@@ -197,6 +197,39 @@ def accepted_cells(leaderboards_dir: Path) -> tuple[dict[str, str], set]:
     return keys, methods
 
 
+def accepted_outcomes(leaderboards_dir: Path) -> dict[str, tuple[str, dict]]:
+    """{cell key: (the accepted submission's file name, the cell)} for every accepted cell."""
+    out: dict[str, tuple[str, dict]] = {}
+    for p in sorted((Path(leaderboards_dir) / "submissions").glob("*.json")):
+        for c in read_submission(p).get("cells", []):
+            out.setdefault(c["key"], (p.name, c))
+    return out
+
+
+def check_extension_base(v: Validated, leaderboards_dir: Path) -> str:
+    """A run of a known suite with methods added: every cell of the suite's own methods must be on the board,
+    with the same outcome (timing aside); so the added methods are compared with the board's own cells.
+    Returns the accepted file(s) the base cells are in."""
+    accepted = accepted_outcomes(leaderboards_dir)
+    files = set()
+    for i, c in enumerate(v.doc["cells"]):
+        if c["method"] in v.extends:
+            continue
+        where = f"cells[{i}] ({c['board']}, {c['model']}, {c['method']}, {c['utterance']}, {c['target']})"
+        if c["key"] not in accepted:
+            raise SubmissionError(f"{where}: not on the board; a run that adds method(s) "
+                                  f"{', '.join(v.extends)} to suite {v.doc['suite']['name']!r} is compared with "
+                                  f"the board's own run of that suite, so that run must be accepted first")
+        name, theirs = accepted[c["key"]]
+        mine_raw = {k: val for k, val in (c["raw"] or {}).items() if k not in TIMING_FIELDS}
+        board_raw = {k: val for k, val in (theirs["raw"] or {}).items() if k not in TIMING_FIELDS}
+        if c["status"] != theirs["status"] or dumps(mine_raw) != dumps(board_raw):
+            raise SubmissionError(f"{where}: differs from the accepted cell with the same key (in {name}); the "
+                                  f"suite's own cells must be unchanged when methods are added")
+        files.add(name)
+    return ", ".join(sorted(files))
+
+
 def verification_path(dest: Path) -> Path:
     """Where what `--verify` re-ran for an accepted submission is kept: submissions/verified/<its name>."""
     return dest.parent / "verified" / dest.name
@@ -255,7 +288,12 @@ def add_submission(path: str | Path, leaderboards_dir: Path = LEADERBOARDS_DIR, 
     v = validate_submission(doc, suites_dir)
     notes = list(v.notes)
     on_board, _ = accepted_cells(leaderboards_dir)
+    if v.extends is not None:
+        base = check_extension_base(v, Path(leaderboards_dir))
+        notes.append(f"the suite's own cells are those on the board (in {base}), unchanged")
     for i, c in enumerate(doc["cells"]):
+        if v.extends is not None and c["method"] not in v.extends:
+            continue  # checked above: the board's own cells
         if c["key"] in on_board:
             raise SubmissionError(f"cells[{i}]: this cell ({c['board']}, {c['model']}, {c['method']}, "
                                   f"{c['utterance']}) is already on the leaderboard, in {on_board[c['key']]}: a "
