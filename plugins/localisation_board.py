@@ -45,7 +45,7 @@ import numpy as np
 
 from ssbm_bench.board import CellJob, CellResult
 from ssbm_bench.board_rows import (BoardRow, by_table, failure_reasons, fmt, group_cells, nan_row, outcome_counts,
-                                   rank_rows, reasons_note, unit_means)
+                                   rank_rows, reasons_note, unit_means, shown_label)
 from ssbm_bench.figures import colour, new_figure, slug
 from ssbm_bench.grid_board import GridBoard
 from ssbm_bench.harness.maps import explain_spec
@@ -203,8 +203,8 @@ class LocalisationBoard(GridBoard):
     def to_markdown(self, rows):
         out = []
         for (suite, corpus, model), members in by_table(rows, lambda r: (r.suite, r.corpus, r.model)).items():
-            out.append(f"### Localisation — suite `{suite}`, corpus `{corpus}` (digest "
-                       f"`{members[0].corpus_digest[:12]}`), model `{model}`\n")
+            out.append(f"### Localisation — suite `{suite}`, corpus `{shown_label(corpus)}` (digest "
+                       f"`{members[0].corpus_digest[:12]}`), model `{shown_label(model)}`\n")
             out.append("Score: share of the map's positive attribution on the word minus the word's share of the "
                        "utterance (0 = chance); higher is better.\n")
             out.append("| rank | method | fill | excess mass | 95% CI | mass on word | top-k on word | span share | "

@@ -223,6 +223,8 @@ class Board(ABC):
 
     def table_title(self, row: dict) -> str:
         """The heading of a published table, from its first row."""
+        from .board_rows import shown_label
+
         extra = f", {self.sub_key} `{row.get(self.sub_key)}`" if self.sub_key else ""
-        return (f"{self.title} — suite `{row['suite']}`, corpus `{row['corpus']}` (digest "
-                f"`{str(row.get('corpus_digest', ''))[:12]}`), model `{row['model']}`{extra}")
+        return (f"{self.title} — suite `{row['suite']}`, corpus `{shown_label(row['corpus'])}` (digest "
+                f"`{str(row.get('corpus_digest', ''))[:12]}`), model `{shown_label(row['model'])}`{extra}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
@@ -179,3 +180,18 @@ def reasons_note(rows: Sequence[Any], prefix: str = "", suffix: str = "") -> lis
     """Markdown lines under a table: the distinct skip and error reasons of its rows (none when there are none)."""
     reasons = sorted({x for r in rows for x in r.skip_reasons})
     return ["\n" + prefix + "; ".join(reasons) + suffix] if reasons else []
+
+
+_PATH_PARAM = re.compile(r"(?<=[=])([/~][^,\]]*)")
+
+
+def shown_label(label: str) -> str:
+    """A plugin label for a heading: a parameter that is an absolute path shows as its last component
+    (``folder[path=/home/me/recordings]`` -> ``folder[path=.../recordings]``), so a page shows no one's home
+    directory; the label itself, which identifies the cells, is unchanged (the digest beside it tells corpora
+    apart)."""
+    def last(m: re.Match) -> str:
+        tail = m.group(1).rstrip("/").rsplit("/", 1)[-1]
+        return ".../" + tail if tail and tail != "~" else m.group(1)
+
+    return _PATH_PARAM.sub(last, str(label))

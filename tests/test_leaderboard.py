@@ -76,3 +76,17 @@ def test_formats_carry_the_required_fields(store):
     assert [p["method"] for p in parsed] == ["good", "flat"]
     md = to_markdown(rows)
     assert "| 1 | good | white-noise | 3.50 | [3.50, 6.00] | 0.1 |" in md
+
+
+def test_headings_show_the_last_component_of_an_absolute_path_parameter():
+    from ssbm_bench.board_rows import shown_label
+    from ssbm_bench.plugins import get_registry
+
+    assert shown_label("folder[path=/home/me/recordings]") == "folder[path=.../recordings]"
+    assert shown_label("folder[aligner=x,path=/home/me/rec/]") == "folder[aligner=x,path=.../rec]"
+    assert shown_label("transformers-dir[path=~/models/w2v]") == "transformers-dir[path=.../w2v]"
+    assert shown_label("folder[path=mine]") == "folder[path=mine]" and shown_label("synthetic") == "synthetic"
+    assert shown_label("x[path=/]") == "x[path=/]"
+    title = get_registry().board("ssbm").table_title({"suite": "s", "corpus": "folder[path=/home/me/rec]",
+                                                       "corpus_digest": "ab" * 8, "model": "pocketsphinx"})
+    assert "corpus `folder[path=.../rec]` (digest `abababababab`)" in title and "/home/me" not in title

@@ -36,7 +36,7 @@ import torch
 from ssbm_bench.attribution import forced_transcript, resolve_target
 from ssbm_bench.audio import stft
 from ssbm_bench.board import CellJob, CellResult
-from ssbm_bench.board_rows import BoardRow, by_table, fmt, group_cells, nan_row, rank_rows, rows_to_csv
+from ssbm_bench.board_rows import BoardRow, by_table, fmt, group_cells, nan_row, rank_rows, rows_to_csv, shown_label
 from ssbm_bench.errors import InputError, SuiteError
 from ssbm_bench.grid_board import GridBoard
 from ssbm_bench.harness.grid import grid_params
@@ -226,8 +226,8 @@ def deletion_markdown(rows: list) -> str:
         kind = next((r.score_kind for r in members if r.score_kind), "")
         what = {"token_success": "teacher-forced token success of the explained target",
                 "class_probability": "probability of the explained class"}.get(kind, kind)
-        out.append(f"### DELETION — suite `{suite}`, corpus `{corpus}` (digest `{members[0].corpus_digest[:12]}`), "
-                   f"model `{model}`\n")
+        out.append(f"### DELETION — suite `{suite}`, corpus `{shown_label(corpus)}` (digest `{members[0].corpus_digest[:12]}`), "
+                   f"model `{shown_label(model)}`\n")
         if what:
             out.append(f"Score: {what}. Gap = mean over r of score(random) − score(top); higher is better.\n")
         out.append("| rank | method | fill | gap | 95% CI | orderings held | top lowest | s / explanation | clean |"

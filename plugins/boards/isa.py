@@ -38,7 +38,7 @@ import numpy as np
 from ssbm_bench.audio import StftConfig
 from ssbm_bench.board import Board, CellIdentity, NotRerunnable
 from ssbm_bench.board_rows import (BoardRow, by_table, failure_reasons, fmt, nan_row, outcome_counts, rank_rows,
-                                   reasons_note)
+                                   reasons_note, shown_label)
 from ssbm_bench.errors import SuiteError
 from ssbm_bench.figures import figure_per_group, new_figure
 from ssbm_bench.harness.suite import PluginRef, check_keys, expect, plugin_entry
@@ -193,7 +193,7 @@ def isa_markdown(rows: list) -> str:
     for (suite, corpus, model), members in by_table(rows, lambda r: (r.suite, r.corpus, r.model)).items():
         m0 = members[0]
         acc = ", ".join(fmt3(a, ".2f") for a in m0.accuracy)
-        out.append(f"### ISA — suite `{suite}`, {model} ({m0.task_kind}), corpus `{corpus}` "
+        out.append(f"### ISA — suite `{suite}`, {shown_label(model)} ({m0.task_kind}), corpus `{shown_label(corpus)}` "
                    f"(digest `{m0.corpus_digest[:12]}`)\n")
         out.append(f"Seeds' test accuracy {acc}; Fleiss' kappa {fmt3(m0.kappa)} overall, "
                    f"{fmt3(m0.error_kappa)} where any seed erred.\n")
@@ -372,8 +372,8 @@ class IsaBoard(Board):
         return "; ".join(parts)
 
     def table_title(self, row):
-        return (f"ISA — suite `{row['suite']}`, corpus `{row['corpus']}` (digest "
-                f"`{str(row.get('corpus_digest', ''))[:12]}`), model `{row['model']}`, aggregation "
+        return (f"ISA — suite `{row['suite']}`, corpus `{shown_label(row['corpus'])}` (digest "
+                f"`{str(row.get('corpus_digest', ''))[:12]}`), model `{shown_label(row['model'])}`, aggregation "
                 f"`{row.get('aggregation')}`")
 
     def rank_first(self, row):

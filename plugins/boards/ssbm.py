@@ -33,7 +33,7 @@ import torch
 
 from ssbm_bench.audio import stft
 from ssbm_bench.board import CellIdentity, CellJob, CellResult
-from ssbm_bench.board_rows import BoardRow, by_table, fmt, group_cells, nan_row, outcome_counts, rank_rows, unit_means
+from ssbm_bench.board_rows import BoardRow, by_table, fmt, group_cells, nan_row, outcome_counts, rank_rows, unit_means, shown_label
 from ssbm_bench.errors import InputError, SuiteError
 from ssbm_bench.grid_board import GridBoard
 from ssbm_bench.harness.grid import grid_params
@@ -290,8 +290,8 @@ class SsbmBoard(GridBoard):
         out = []
         for (suite, corpus, model), members in by_table(rows, lambda r: (r.suite, r.corpus, r.model)).items():
             level = members[0].noise_level_db
-            out.append(f"### SSBM — suite `{suite}`, corpus `{corpus}` (digest `{members[0].corpus_digest[:12]}`), "
-                       f"model `{model}`\n")
+            out.append(f"### SSBM — suite `{suite}`, corpus `{shown_label(corpus)}` (digest `{members[0].corpus_digest[:12]}`), "
+                       f"model `{shown_label(model)}`\n")
             out.append("| rank | method | fill | SSBM | 95% CI | best threshold | ΔLeRF | ΔMoRF | words | utterances |"
                        " skipped | errors |")
             out.append("|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")

@@ -46,7 +46,7 @@ import numpy as np
 
 from ssbm_bench.board import Board
 from ssbm_bench.board_rows import (BoardRow, by_table, failure_reasons, fmt, outcome_counts, pct, rank_rows,
-                                   reasons_note)
+                                   reasons_note, shown_label)
 from ssbm_bench.errors import SuiteError
 from ssbm_bench.figures import colour, figure_per_group, new_figure
 from ssbm_bench.harness.suite import PluginRef, check_keys, expect, plugin_entry
@@ -153,7 +153,7 @@ def stability_markdown(rows: list) -> str:
     for (suite, corpus, model, method), members in by_table(rows, lambda r: (r.suite, r.corpus, r.model,
                                                                                r.method)).items():
         m0 = members[0]
-        out.append(f"### Stability — suite `{suite}`, model `{model}`, method `{method}`, corpus `{corpus}` "
+        out.append(f"### Stability — suite `{suite}`, model `{shown_label(model)}`, method `{method}`, corpus `{shown_label(corpus)}` "
                    f"(digest `{m0.corpus_digest[:12]}`)\n")
         out.append(f"U_n over {m0.runs} explainer seeds (3 = perfectly stable); N_ce vs `{m0.reference_fill}`; "
                    "ground truth: top-3 supporting components vs the 3 speech segments.\n")
@@ -349,8 +349,8 @@ class StabilityBoard(Board):
                 f"{pct(r.get('at_least_two'))}")
 
     def table_title(self, row):
-        return (f"Stability — suite `{row['suite']}`, corpus `{row['corpus']}` (digest "
-                f"`{str(row.get('corpus_digest', ''))[:12]}`), model `{row['model']}`, N_s = {row.get('n_samples')}")
+        return (f"Stability — suite `{row['suite']}`, corpus `{shown_label(row['corpus'])}` (digest "
+                f"`{str(row.get('corpus_digest', ''))[:12]}`), model `{shown_label(row['model'])}`, N_s = {row.get('n_samples')}")
 
     def figures(self, cells, out_dir, suite=None):
         return stability_figures([c for c in cells if c.board == "stability" and (suite is None or c.suite == suite)],
