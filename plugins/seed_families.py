@@ -154,8 +154,9 @@ def family_root(task: str) -> Path:
 
 
 def train_family(task_name: str, seeds: int | Sequence[int], log: Callable[[str], None] = lambda s: None,
-                 training: dict | None = None) -> Family:
-    """Train (or load from the cache) every member of a family and score it on the test split."""
+                 training: dict | None = None, progress: bool = False) -> Family:
+    """Train (or load from the cache) every member of a family and score it on the test split (with `progress`,
+    speechbrain's bar over each epoch's batches)."""
     from ssbm_bench_plugins.speechbrain_recipe import train_classifier
 
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
@@ -177,7 +178,7 @@ def train_family(task_name: str, seeds: int | Sequence[int], log: Callable[[str]
                 result = train_classifier([u.waveform for u in task.train], task.labels(task.train), tmp, seed=seed,
                                           provenance={"task": task.name, "member_digest": digest,
                                                       "corpus": task.corpus, "corpus_digest": task.corpus_digest},
-                                          **training)
+                                          progress=progress, **training)
             finally:
                 _restore_threads(torch_threads)
             shutil.rmtree(out, ignore_errors=True)
@@ -215,8 +216,8 @@ def _restore_threads(n: int) -> None:
 
 def _factory(task_name: str):
     def make(seeds: int | Sequence[int] = SEEDS["quick"], log: Callable[[str], None] = lambda s: None,
-             training: dict | None = None) -> Family:
-        return train_family(task_name, seeds, log=log, training=training)
+             training: dict | None = None, progress: bool = False) -> Family:
+        return train_family(task_name, seeds, log=log, training=training, progress=progress)
     return make
 
 

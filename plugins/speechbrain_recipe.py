@@ -223,6 +223,7 @@ def train_classifier(
     variables: Mapping[str, Any] | None = None,
     provenance: Mapping[str, Any] | None = None,
     keep_modules: dict | None = None,
+    progress: bool = False,
 ) -> TrainingResult:
     """Train the template classifier with speechbrain's ``Brain`` and export it to `out_dir`.
 
@@ -270,7 +271,7 @@ def train_classifier(
         brain = _brain_class()(
             modules=modules,
             opt_class=lambda params: torch.optim.Adam(params, lr=lr),
-            run_opts={"device": "cpu", "noprogressbar": True},
+            run_opts={"device": "cpu", "noprogressbar": not progress},  # speechbrain's bar over an epoch's batches
             checkpointer=None,
         )
         sampler = ReproducibleRandomSampler(train_set, seed=seed)

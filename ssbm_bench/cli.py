@@ -268,7 +268,8 @@ def cmd_train(args) -> int:
     reg = get_registry()
     rec = reg.get("family", args.family).record
     training = {"epochs": args.epochs} if args.epochs else None
-    family = rec.factory(seeds=args.seeds, log=lambda s: print(s, file=sys.stderr), training=training)
+    family = rec.factory(seeds=args.seeds, log=lambda s: print(s, file=sys.stderr), training=training,
+                         progress=not args.no_progress)
     summary = family.to_dict()
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -401,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--seeds", type=int, default=3, help="number of seeds K (quick 3, standard 9; default 3)")
     st.add_argument("--epochs", type=int, help="training epochs (default: the recipe's 20); part of the cache key")
     st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.add_argument("--no-progress", action="store_true",
+                    help="no progress bar over each seed's training batches (one line per seed is still printed)")
     st.set_defaults(func=cmd_train)
 
     from .community_cli import add_submit_parser

@@ -100,9 +100,11 @@ def test_families_are_plugins_and_the_cli_trains_them(cache):
     reg = build_registry(restrict={"seed_families"})
     assert set(reg.names("family")) == {"commands-action", "commands-object", "commands-location", "voices"}
     assert reg.get("family", "voices").record.task_kind == "acoustic"
-    out = cli("train", "voices", "--seeds", "2", "--epochs", "2", "--json", env={"SSBM_BENCH_CACHE": str(cache)}).stdout
-    summary = json.loads(out)
+    ran = cli("train", "voices", "--seeds", "2", "--epochs", "2", "--json", env={"SSBM_BENCH_CACHE": str(cache)})
+    summary = json.loads(ran.stdout)
     assert summary["task"] == "voices" and set(summary["members"]) == {"seed-0", "seed-1"}
+    if summary["trained_now"]:  # training shows speechbrain's bar over each epoch's batches
+        assert "100%|" in ran.stderr, ran.stderr[-2000:]
     assert summary["agreement"]["inputs"] == 20
     bad = cli("train", "intent", check=False)
     assert bad.returncode == 2 and "voices" in bad.stderr

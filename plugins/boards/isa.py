@@ -26,9 +26,10 @@ every member of a family with one method on the family's test inputs.
 
 from __future__ import annotations
 
+import inspect
+import itertools
 import json
 import math
-import itertools
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,7 +119,10 @@ def plan_isa(settings: IsaSettings, ctx) -> list:
     for fam_name in settings.families:
         record = registry.get("family", fam_name).record
         training = {"epochs": settings.epochs} if settings.epochs else None
-        family = record.factory(seeds=settings.seeds, log=log, training=training).to_dict()
+        # a bar over training when the run shows bars and the family can draw one (its factory takes `progress`)
+        shows = "progress" in inspect.signature(record.factory).parameters
+        family = record.factory(seeds=settings.seeds, log=log, training=training,
+                                **({"progress": ctx.progress} if shows else {})).to_dict()
         ag = family["agreement"]
         log(f"[isa {fam_name}] {len(family['members'])} seeds, test accuracy "
             f"{', '.join(f'{a:.2f}' for a in ag['accuracy'])}; Fleiss' kappa {ag['kappa']:.3f}")
