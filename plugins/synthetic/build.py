@@ -24,6 +24,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ssbm_bench.errors import InputError
+from ssbm_bench.progress import progress_bar
 
 from . import engines
 from .harvard import SENTENCES, sentence_words
@@ -141,6 +142,8 @@ def build_synthetic(
     info = {e: engine_info(e) for e in sorted({VOICES[v][0] for v in voice_list})}
 
     results: dict[tuple[str, str], engines.Synthesis] = {}
+    # a bar over the utterances synthesised (festival's voices arrive as a batch each, when they finish)
+    bar = progress_bar(len(sids) * len(voice_list), "synthesising", "utt", sys.stderr.isatty())
     with ThreadPoolExecutor(max_workers=2) as pool:  # festival runs while flite does
         pending = {
             v: pool.submit(engines.synth_festival, VOICES[v][1], texts)
@@ -151,9 +154,12 @@ def build_synthetic(
             if VOICES[v][0] == "flite":
                 for s, t in zip(sids, texts):
                     results[(s, v)] = engines.synth_flite(VOICES[v][1], t)
+                    bar.update(1)
         for v, fut in pending.items():
             for s, synth in zip(sids, fut.result()):
                 results[(s, v)] = synth
+                bar.update(1)
+    bar.close()
 
     entries, pcm = [], {}
     for s in sids:
