@@ -5,8 +5,10 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 DB ?= results/quick.sqlite
-# chromium: the published leaderboard page is tested in headless Chromium (tests/test_publish.py)
-DEB_PACKAGES := flite festival festvox-kallpc16k festvox-us-slt-hts pocketsphinx-testdata sox libsndfile1 chromium
+# chromium, chromium-driver: the published leaderboard page is tested in headless Chromium, driven by
+# Selenium through Debian's chromedriver (tests/test_publish.py)
+DEB_PACKAGES := flite festival festvox-kallpc16k festvox-us-slt-hts pocketsphinx-testdata sox libsndfile1 chromium \
+  chromium-driver
 
 .PHONY: setup system-packages demo explain test test-slow leaderboard corpus clean-results
 

@@ -13,9 +13,9 @@ Formats:
   "end"}`` objects, or an object holding such a list under ``"words"``, or
   pocketsphinx 5's JSON output (``{"t": ..., "w": [{"t", "b", "d"}, ...]}``,
   begin and duration in seconds).
-* Praat TextGrid (:func:`parse_textgrid`), long ("text") and short formats:
-  the tier named "words" (or "word"), else the first interval tier; empty
-  intervals are skipped.
+* Praat TextGrid (:func:`parse_textgrid`), long ("text") and short formats,
+  read by praatio: the tier named "words" (or "word"), else the first
+  interval tier; empty intervals are skipped.
 * CTM (:func:`parse_ctm`): ``utt channel start duration word [confidence]``
   per line, several utterances per file; ``;;`` and ``#`` lines are comments.
 * Sphinx match-segmentation (:func:`parse_matchseg`, pocketsphinx's
@@ -47,7 +47,11 @@ from __future__ import annotations
 import json
 import math
 import re
+from decimal import Decimal
 from typing import Any, Sequence
+
+from praatio.utilities import textgrid_io
+from praatio.utilities.constants import INTERVAL_TIER, POINT_TIER
 
 from ssbm_bench.errors import InputError
 from ssbm_bench.text import normalise_word, normalise_words
@@ -258,77 +262,95 @@ def _pocketsphinx_json(items: list, source: str) -> list[Word]:
 
 
 # -- Praat TextGrid --------------------------------------------------------------
+#
+# praatio reads the file: textgrid_io.parseTextgridStr, the parser behind its openTextgrid. Not openTextgrid
+# itself: its tier objects sort intervals by time (hiding words out of order, which check_word_order must
+# see), refuse zero-length intervals and the overlapping fillers pocketsphinx writes, and quote labels in
+# their errors; parseTextgridStr keeps every interval in file order, its times as the file writes them.
+# Checked here, as praatio does not: the header (it reads any text), that it read as many tiers and items as
+# the file declares (it stops quietly at a truncated or malformed item), minus signs (its long-format
+# reader drops the one before an xmin) and exponents (which that reader refuses: written out here).
 
-_TG_TOKEN = re.compile(
-    r'"((?:[^"]|"")*)"'  # a string ("" is an escaped quote)
-    r"|(\[[^\]\"]*\])"  # "item [1]:", "intervals [3]:" -- indices, ignored
-    r"|(<exists>|<absent>)"
-    r"|([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
-    r"|(![^\n]*)",  # a comment (short format), ignored
-    re.DOTALL,
-)
+_TG_HEADER = re.compile(r'\A\ufeff?[ \t]*File type = "ooTextFile(?: short)?"[ \t]*\n[ \t]*Object class = "TextGrid"')
+_TG_NO_TIERS = re.compile(r"^[ \t]*(?:tiers\? )?<absent>[ \t]*$", re.MULTILINE)
+#: a time in exponent notation (Python's repr writes 1e-05), which praatio's long-format reader cannot read
+_TG_EXPONENT = re.compile(r"^([ \t]*(?:xmin|xmax|number) ?= ?)(\d+\.?\d*[eE][-+]?\d+)(?=[ \t]*$)", re.MULTILINE)
+_TG_NEGATIVE = re.compile(r"^[ \t]*(?:xmin|xmax|number) ?= ?-(?![ \t]*0*\.?0*[ \t]*$)", re.MULTILINE)
 
 
-def _textgrid_tokens(text: str) -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for m in _TG_TOKEN.finditer(text):
-        s, _, flag, num, _ = m.groups()
-        if s is not None:
-            out.append(("str", s.replace('""', '"')))
-        elif flag is not None:
-            out.append(("flag", flag))
-        elif num is not None:
-            out.append(("num", float(num)))
-    return out
+def _tg_declared_counts(text: str) -> tuple[int | None, list[int | None]]:
+    """How many tiers, and items in each tier, the file says it holds (None: no count where one belongs)."""
+    if "ooTextFile short" in text or "item [" not in text:  # praatio's own test for the short format
+        lines = [ln.strip() for ln in text.splitlines()]
+        tiers = next((lines[i + 1] for i, ln in enumerate(lines[:-1]) if ln == "<exists>"), None)
+        items = [lines[i + 4] if i + 4 < len(lines) else None for i, ln in enumerate(lines)
+                 if ln in (f'"{INTERVAL_TIER}"', f'"{POINT_TIER}"')]
+    else:
+        m = re.search(r"^[ \t]*size = (\d+)[ \t]*$", text, re.MULTILINE)
+        tiers = m and m.group(1)
+        items = re.findall(r"^[ \t]*(?:intervals|points): size = (\d+)[ \t]*$", text, re.MULTILINE)
+    return _tg_count(tiers), [_tg_count(n) for n in items]
+
+
+def _tg_count(s: str | None) -> int | None:
+    return int(s) if s is not None and s.isdigit() else None
+
+
+def _tg_seconds(value: Any, source: str, what: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"{source}: {what} is {describe_value(value)}, not a number; expected {TEXTGRID_EXPECTED}"
+        ) from None
 
 
 def parse_textgrid_tiers(text: str, source: str) -> list[dict]:
-    """All tiers: [{"name", "class", "items": [(xmin, xmax, text)] or [(time, mark)]}]."""
-    toks = _textgrid_tokens(text)
-    pos = 0
-
-    def take(kind: str, what: str):
-        nonlocal pos
-        if pos >= len(toks):
-            raise InputError(f"{source}: ends early, while reading {what}; expected {TEXTGRID_EXPECTED}")
-        k, v = toks[pos]
-        if k != kind:
-            found = {"num": repr(v), "flag": v}.get(k, "a quoted string")  # never the string itself
-            raise InputError(
-                f"{source}: expected {what} ({'a number' if kind == 'num' else 'a quoted string'}) but found "
-                f"{found}; expected {TEXTGRID_EXPECTED}"
-            )
-        pos += 1
-        return v
-
-    if len(toks) < 2 or toks[0] != ("str", "ooTextFile") or toks[1] != ("str", "TextGrid"):
+    """All tiers: [{"name", "class", "items": [(xmin, xmax, text)] or [(time, mark)]}], labels stripped."""
+    text = text.replace("\r\n", "\n")  # as praatio does; line numbers stay
+    if not _TG_HEADER.match(text):
         raise InputError(f"{source}: not a TextGrid; expected {TEXTGRID_EXPECTED} and Object class = \"TextGrid\"")
-    pos = 2
-    take("num", "the grid's xmin")
-    take("num", "the grid's xmax")
-    if pos < len(toks) and toks[pos][0] == "flag":
-        if toks[pos][1] == "<absent>":
-            return []
-        pos += 1
-    n_tiers = int(take("num", "the number of tiers"))
+    if _TG_NO_TIERS.search(text):
+        return []
+    negative = _TG_NEGATIVE.search(text)
+    if negative:
+        line = text.count("\n", 0, negative.start()) + 1
+        raise InputError(f"{source}, line {line}: a negative time; expected times of 0 s or more")
+    # written out in full, the same decimal: float() of either is the same number
+    text = _TG_EXPONENT.sub(lambda m: m.group(1) + format(Decimal(m.group(2)), "f"), text)
+    try:
+        grid = textgrid_io.parseTextgridStr(text, includeEmptyIntervals=True)
+    except Exception as exc:  # praatio fails in many ways (IndexError, ValueError, ParsingError...) on bad input
+        # `from None`: its messages may quote the file, and a chained cause would carry them into tracebacks
+        raise InputError(
+            f"{source}: could not be read as a TextGrid (praatio: {type(exc).__name__}, a field missing or "
+            f"malformed); expected {TEXTGRID_EXPECTED}"
+        ) from None
+    declared_tiers, declared_items = _tg_declared_counts(text)
+    if declared_tiers != len(grid["tiers"]):
+        raise InputError(
+            f"{source}: declares {declared_tiers if declared_tiers is not None else 'no number of'} tiers but "
+            f"{len(grid['tiers'])} could be read (the file ends early, or a tier is malformed); "
+            f"expected {TEXTGRID_EXPECTED}"
+        )
     tiers = []
-    for t in range(n_tiers):
-        cls = take("str", f"tier {t + 1}'s class")
-        name = take("str", f"tier {t + 1}'s name")
-        take("num", f"tier {t + 1}'s xmin")
-        take("num", f"tier {t + 1}'s xmax")
-        n = int(take("num", f"tier {t + 1}'s number of items"))
-        items: list[tuple] = []
-        if cls == "IntervalTier":
-            for i in range(n):
-                what = f"interval {i + 1} of tier {quote_word(name)}"
-                items.append((take("num", f"{what}'s xmin"), take("num", f"{what}'s xmax"), take("str", f"{what}'s text")))
-        elif cls == "TextTier":
-            for i in range(n):
-                what = f"point {i + 1} of tier {quote_word(name)}"
-                items.append((take("num", f"{what}'s time"), take("str", f"{what}'s mark")))
-        else:
-            raise InputError(f"{source}: tier {t + 1} has class {quote_word(cls)}; expected IntervalTier or TextTier")
+    for t, tier in enumerate(grid["tiers"]):
+        name, cls, entries = tier["name"], tier["class"], list(tier["entries"])
+        kind = "interval" if cls == INTERVAL_TIER else "point"
+        declared = declared_items[t] if t < len(declared_items) else None
+        if declared != len(entries):
+            raise InputError(
+                f"{source}: tier {t + 1} {quote_word(name)} declares "
+                f"{declared if declared is not None else 'no number of'} {kind}s but {len(entries)} could be read "
+                f"(the file ends early, or {'an' if kind == 'interval' else 'a'} {kind} is malformed); "
+                f"expected {TEXTGRID_EXPECTED}"
+            )
+        fields = ("xmin", "xmax") if kind == "interval" else ("time",)
+        items = [
+            (*(_tg_seconds(v, source, f"{kind} {i + 1} of tier {quote_word(name)}: its {f}") for f, v in zip(fields, e)),
+             e[-1])
+            for i, e in enumerate(entries)
+        ]
         tiers.append({"name": name, "class": cls, "items": items})
     return tiers
 

@@ -135,7 +135,8 @@ def test_textgrid_short_format_known_answer_and_utf16():
     "text, match",
     [
         ("hello", "not a TextGrid"),
-        (SHORT_TEXTGRID.replace('"first"', "0.5"), r"found 0\.5.*expected"),
+        # praatio reads a number where a label belongs as part of a label and stops early: the count names it
+        (SHORT_TEXTGRID.replace('"first"', "0.5"), r"tier 1 'tier one' declares 3 intervals but 2 could be read.*expected"),
         (SHORT_TEXTGRID[:-20], "ends early"),
         (LONG_TEXTGRID, "no interval tier named 'nope'"),
     ],

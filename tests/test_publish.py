@@ -1,16 +1,17 @@
 """The published leaderboard: files, the paired test, and the page in a real
-headless Chromium (loads with no network, a click on a header sorts, a
-screenshot is written)."""
+headless Chromium driven by Selenium through Debian's chromedriver (loads with
+no network, a click on a header sorts, a screenshot is written)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
-from chromium_cdp import Chromium, chromium_binary
 from submission_helpers import good_submission, good_submission_v2, write_suites, write_suites_all
 from ssbm_bench.cli import main
 from ssbm_bench.statistics import paired_test as paired_sign_flip
@@ -74,49 +75,91 @@ def test_publish_writes_markdown_csv_json_html_and_figures(published):
     assert all(f"figures/{f}" in page for f in figures)
 
 
-@pytest.mark.skipif(chromium_binary() is None, reason="Debian's chromium is not installed (make setup installs it)")
-def test_the_page_loads_offline_sorts_on_click_and_screenshots(published, tmp_path):
-    browser = Chromium(tmp_path / "profile")
+# Debian's chromium and its chromium-driver (`make setup` installs both): the driver's version is the browser's
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# the flags that keep the browser itself off the network; chromedriver adds its own (remote debugging, automation)
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-default-apps", "--disable-extensions", "--mute-audio",
+                  # any host name resolves to nothing: a page that tries the network fails loudly
+                  "--host-resolver-rules=MAP * ~NOTFOUND", "--window-size=1280,900"]
+
+
+@pytest.fixture
+def browser(tmp_path, monkeypatch):
+    """Selenium driving Debian's chromedriver; Selenium Manager is never asked for (nor allowed to fetch) a driver."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    monkeypatch.setenv("SE_OFFLINE", "true")  # were Selenium Manager ever run, it would download nothing
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):  # Selenium -> chromedriver: direct
+        monkeypatch.delenv(var, raising=False)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # the DevTools events: every request
+    # a driver path given: Selenium skips Selenium Manager altogether
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     try:
-        browser.open((published / "index.html").as_uri())
-        assert browser.eval("document.body.getAttribute('data-ready')") == "1"
-        urls = browser.requested_urls()
-        assert urls and all(u.startswith("file://") for u in urls), urls  # nothing but local files
-        # every figure decodes (figures load lazily: ask for them now; a broken image fails to decode)
-        assert browser.eval("Promise.all(Array.from(document.images).map(i => { i.loading = 'eager'; "
-                            "return i.decode().then(() => i.naturalWidth > 0, () => false); }))"
-                            ".then(ok => ok.every(Boolean))")
-        assert all(u.startswith("file://") for u in browser.requested_urls())  # figures are local files too
-        assert browser.eval("document.images.length") == 2
-
-        def column(name):
-            return browser.eval(f"""(() => {{
-                const t = document.querySelector('table.board');
-                const i = Array.from(t.tHead.rows[0].cells).findIndex(c => c.textContent === {json.dumps(name)});
-                return Array.from(t.tBodies[0].rows).map(r => r.cells[i].textContent); }})()""")
-
-        def click_header(name):
-            box = browser.eval(f"""(() => {{
-                const th = Array.from(document.querySelectorAll('table.board th'))
-                    .find(c => c.textContent === {json.dumps(name)});
-                th.scrollIntoView(); const r = th.getBoundingClientRect();
-                return [r.left + r.width / 2, r.top + r.height / 2]; }})()""")
-            browser.click(*box)
-
-        before = column("method")
-        scores = [float(x) for x in column("score")]
-        assert scores == sorted(scores, reverse=True)  # published in rank order
-        click_header("score")
-        assert [float(x) for x in column("score")] == sorted(scores)  # ascending after one click
-        assert browser.eval("document.querySelector('table.board th[aria-sort]').textContent") == "score"
-        click_header("score")
-        assert [float(x) for x in column("score")] == sorted(scores, reverse=True)
-        click_header("method")
-        assert column("method") == sorted(before)
-        browser.eval("window.scrollTo(0, 0)")
-        shot = browser.screenshot(tmp_path / "leaderboard.png")
+        driver.set_page_load_timeout(60)
+        driver.set_script_timeout(60)
+        # Debian's chromium starts on its new-tab page, which loads chrome:// resources of its own for a while:
+        # the page is opened in a fresh about:blank tab, and only that tab's requests are counted
+        driver.switch_to.new_window("tab")
+        yield driver
     finally:
-        browser.close()
+        driver.quit()
+
+
+def _requested_urls(driver) -> list[str]:
+    """URLs requested from the current tab since the last call (chromedriver's performance log drains as read)."""
+    events = [json.loads(e["message"]) for e in driver.get_log("performance")]
+    return [e["message"]["params"]["request"]["url"] for e in events
+            if e["webview"] == driver.current_window_handle and e["message"]["method"] == "Network.requestWillBeSent"]
+
+
+@pytest.mark.skipif(CHROMIUM is None or not CHROMEDRIVER.is_file(),
+                    reason="Debian's chromium and chromium-driver are not installed (make setup installs them)")
+def test_the_page_loads_offline_sorts_on_click_and_screenshots(published, tmp_path, browser):
+    assert _requested_urls(browser) == []  # a blank tab
+    browser.get((published / "index.html").as_uri())  # returns once the page has loaded
+    assert browser.execute_script("return document.body.getAttribute('data-ready')") == "1"
+    urls = _requested_urls(browser)
+    assert urls and all(u.startswith("file://") for u in urls), urls  # nothing but local files
+    # every figure decodes (figures load lazily: ask for them now; a broken image fails to decode)
+    assert browser.execute_async_script("""const done = arguments[arguments.length - 1];
+        Promise.all(Array.from(document.images).map(i => { i.loading = 'eager';
+            return i.decode().then(() => i.naturalWidth > 0, () => false); }))
+        .then(ok => done(ok.every(Boolean)));""")
+    assert all(u.startswith("file://") for u in _requested_urls(browser))  # figures are local files too
+    assert browser.execute_script("return document.images.length") == 2
+
+    def column(name):
+        return browser.execute_script("""const t = document.querySelector('table.board');
+            const i = Array.from(t.tHead.rows[0].cells).findIndex(c => c.textContent === arguments[0]);
+            return Array.from(t.tBodies[0].rows).map(r => r.cells[i].textContent);""", name)
+
+    def click_header(name):
+        th = browser.execute_script("""return Array.from(document.querySelectorAll('table.board th'))
+            .find(c => c.textContent === arguments[0]);""", name)
+        th.click()  # a real mouse click at the header's centre, scrolled into view
+
+    before = column("method")
+    scores = [float(x) for x in column("score")]
+    assert scores == sorted(scores, reverse=True)  # published in rank order
+    click_header("score")
+    assert [float(x) for x in column("score")] == sorted(scores)  # ascending after one click
+    assert browser.execute_script("return document.querySelector('table.board th[aria-sort]').textContent") == "score"
+    click_header("score")
+    assert [float(x) for x in column("score")] == sorted(scores, reverse=True)
+    click_header("method")
+    assert column("method") == sorted(before)
+    assert all(u.startswith("file://") for u in _requested_urls(browser))  # sorting asked for nothing either
+    browser.execute_script("window.scrollTo(0, 0)")
+    shot = tmp_path / "leaderboard.png"
+    assert browser.save_screenshot(str(shot))
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
 
