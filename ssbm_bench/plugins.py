@@ -11,6 +11,15 @@ exactly the path an outside package's plugins do.
   fails loudly, naming the plugin.
 * Two plugins registering the same name for the same kind is an error naming
   both distributions.
+* A record whose factory cannot build its kind (a class that does not
+  subclass the kind's base class or is abstract, a function annotated to
+  return something else: :func:`ssbm_bench.records.factory_problem`), a
+  record of the wrong kind, a hook that raises, and a board that cannot be
+  built are *refused*: ``ssbm-bench plugins`` lists each with what was
+  expected, and a suite that names one is refused before any model runs
+  (``PluginRegistry.get`` raises, naming the plugin and its package), so a
+  wrong interface is never found out mid-run, and never takes down the
+  benchmark's other plugins.
 * ``SSBM_BENCH_PLUGINS=a,b`` loads only the entry points named a and b
   (``SSBM_BENCH_PLUGINS=`` loads none).
 """
@@ -27,7 +36,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import DuplicatePluginError, SsbmBenchError, UnknownPluginError
-from .records import KIND_OF_RECORD
+from .records import KIND_OF_RECORD, factory_problem
 
 ENTRY_POINT_GROUP = "ssbm_bench"
 RESTRICT_ENV = "SSBM_BENCH_PLUGINS"
@@ -45,7 +54,34 @@ HOOK_KINDS = {
 
 
 class PluginError(SsbmBenchError):
-    """A plugin that is wired wrongly (misspelled hook, bad record)."""
+    """A plugin that is wired wrongly (a misspelled hook), or a refused plugin that a suite or command names."""
+
+
+@dataclass
+class Refused:
+    """A record (or a whole hook) refused at registration: which plugin, from which package, and why."""
+
+    kind: str
+    #: the record's name; "" when the hook failed before naming one
+    name: str
+    plugin: str
+    distribution: str
+    version: str
+    module: str
+    #: what is wrong, ending with what was expected
+    problem: str
+
+    @property
+    def what(self) -> str:
+        thing = f"{self.kind} {self.name!r}" if self.name else f"{self.kind} plugin"
+        return f"{thing} from plugin {self.plugin!r} (module {self.module}, package {self.distribution} {self.version})"
+
+    def message(self) -> str:
+        return f"{self.what} is refused: {self.problem}"
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "plugin": self.plugin, "distribution": self.distribution,
+                "version": self.version, "module": self.module, "problem": self.problem}
 
 
 @dataclass
@@ -77,6 +113,8 @@ class Registered:
 class PluginRegistry:
     loaded: list[LoadedPlugin]
     by_kind: dict[str, dict[str, Registered]] = field(default_factory=dict)
+    #: records refused at registration, in the order they were met (``ssbm-bench plugins`` lists them)
+    refused: list[Refused] = field(default_factory=list)
     _boards: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -89,6 +127,10 @@ class PluginRegistry:
     def get(self, kind: str, name: str) -> Registered:
         entries = self.by_kind.get(kind, {})
         if name not in entries:
+            for r in self.refused:
+                if (r.kind, r.name) == (kind, name):
+                    raise PluginError(f"{r.message()}. `ssbm-bench plugins` lists it under 'refused'; fix the "
+                                      f"plugin or remove {kind} {name!r} from the suite")
             raise UnknownPluginError(kind, name, list(entries))
         return entries[name]
 
@@ -103,10 +145,28 @@ class PluginRegistry:
             from .board import Board
 
             if not isinstance(board, Board) or board.name != name:
-                raise PluginError(f"board {name!r}: its factory must return a ssbm_bench.board.Board subclass "
-                                  f"instance whose name is {name!r}, got {board!r}")
+                raise PluginError(f"board {name!r}: its factory built {board!r}; expected a ssbm_bench.board.Board "
+                                  f"subclass instance whose name is {name!r}")
             self._boards[name] = board
         return self._boards[name]
+
+    def refuse(self, kind: str, name: str, plugin: str, problem: str) -> None:
+        """List `name` (of `kind`, from `plugin`) as refused, with its package and module."""
+        origin = next((p for p in self.loaded if p.name == plugin), LoadedPlugin(plugin, "unknown", "0", "?"))
+        self.refused.append(Refused(kind, name, plugin, origin.distribution, origin.version, origin.module, problem))
+
+    def build_boards(self) -> None:
+        """Build every board now (they are cheap and hold no state), refusing one that cannot be built: a suite
+        is parsed against every installed board, so one broken board must not stop every suite."""
+        for name in self.names("board"):
+            try:
+                self.board(name)
+            except Exception as exc:
+                reg = self.by_kind["board"].pop(name)
+                problem = f"its factory raised {type(exc).__name__}: {exc}"
+                if isinstance(exc, PluginError):  # built, but not a Board of that name: the message says so
+                    problem = str(exc).split(": ", 1)[1]
+                self.refuse("board", name, reg.plugin, problem)
 
     def boards(self) -> list[Any]:
         """Every registered board, in page order (``Board.order``, then name)."""
@@ -170,26 +230,44 @@ def build_registry(extra_plugins: Iterable[Any] = (), restrict: set[str] | None 
     dist_of = {p.name: (p.distribution, p.version) for p in loaded}
     registry = PluginRegistry(loaded=loaded, by_kind={k: {} for k in HOOK_KINDS.values()})
     for hook_name, kind in HOOK_KINDS.items():
-        record_type = KIND_OF_RECORD[kind]
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             dist, version = dist_of.get(impl.plugin_name, ("unknown", "0"))
-
-            def register(record, _impl=impl, _dist=dist, _version=version, _kind=kind, _type=record_type):
-                if not isinstance(record, _type):
-                    raise PluginError(
-                        f"plugin {_impl.plugin_name!r} registered a {type(record).__name__} from "
-                        f"{hook_name}; expected {_type.__name__}"
-                    )
-                existing = registry.by_kind[_kind].get(record.name)
-                if existing is not None:
-                    raise DuplicatePluginError(
-                        f"{_kind} {record.name!r} is registered twice: by plugin {existing.plugin!r} "
-                        f"from {existing.distribution} and by plugin {_impl.plugin_name!r} from {_dist}"
-                    )
-                registry.by_kind[_kind][record.name] = Registered(record, _impl.plugin_name, _dist, _version)
-
-            impl.function(register=register)
+            register = _registrar(registry, kind, hook_name, impl.plugin_name, dist, version)
+            try:
+                impl.function(register=register)
+            except DuplicatePluginError:
+                raise
+            except Exception as exc:  # the plugin's own bug: refused, the others load
+                registry.refuse(kind, "", impl.plugin_name,
+                                f"its hook {hook_name} raised {type(exc).__name__}: {exc}; expected it to call "
+                                f"register(...) with a {KIND_OF_RECORD[kind].__name__} per {kind}")
+    registry.build_boards()
     return registry
+
+
+def _registrar(registry: PluginRegistry, kind: str, hook_name: str, plugin: str, dist: str, version: str):
+    """The `register` callback one plugin's hook receives: it files each record, or refuses it."""
+    record_type = KIND_OF_RECORD[kind]
+
+    def register(record):
+        if not isinstance(record, record_type):
+            name = getattr(record, "name", "")
+            registry.refuse(kind, name if isinstance(name, str) else "", plugin,
+                            f"{hook_name} registered a {type(record).__name__}; expected {record_type.__name__}")
+            return
+        problem = factory_problem(record)
+        if problem is not None:
+            registry.refuse(kind, record.name, plugin, problem)
+            return
+        existing = registry.by_kind[kind].get(record.name)
+        if existing is not None:
+            raise DuplicatePluginError(
+                f"{kind} {record.name!r} is registered twice: by plugin {existing.plugin!r} "
+                f"from {existing.distribution} and by plugin {plugin!r} from {dist}"
+            )
+        registry.by_kind[kind][record.name] = Registered(record, plugin, dist, version)
+
+    return register
 
 
 _CACHED: PluginRegistry | None = None

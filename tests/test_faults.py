@@ -24,6 +24,7 @@ from ssbm_bench.errors import SuiteError
 from ssbm_bench.harness.runner import run_suite
 from ssbm_bench.harness.store import ResultStore
 from ssbm_bench.harness.suite import parse_suite
+from ssbm_bench.method import SaliencyMethod
 from ssbm_bench.submission import SubmissionError, validate_submission
 from submission_helpers import good_submission, leaderboard_of, redigest, write_suites
 
@@ -303,7 +304,7 @@ def test_a_killed_run_is_marked_by_the_next(tmp_path):
         assert [r["status"] for r in store.runs()] == ["killed", "finished"]
 
 
-class Explodes:
+class Explodes(SaliencyMethod):
     """A method plugin that fails inside every cell (a stand-in for a buggy outside method: a narrow unit
     double, since the point is the harness's handling of a plugin that raises, not any real method)."""
 
