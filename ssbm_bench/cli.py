@@ -291,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"ssbm-bench {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    sp = sub.add_parser("plugins", help="list installed plugins (and any that failed to load)")
+    sp = sub.add_parser("plugins", help="list installed plugins (and any that failed to load or were refused, with what was expected)")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp.set_defaults(func=cmd_plugins)
 
