@@ -211,22 +211,38 @@ def test_a_real_submission_is_added_with_its_cells_re_derived(real_submission, t
     assert f"the {len(doc['cells'])} cell(s) of board(s) ssbm are exactly those the suite implies here" in notes[-1]
 
 
-def test_an_utterance_dropped_for_every_method_is_refused_by_verification(real_submission, tmp_path):
+@pytest.fixture(scope="module")
+def implied_here(real_submission):
+    """The cells the real run's suite implies here, planned once (clean decodes and calibration), as
+    `leaderboard add` verification plans them."""
+    from ssbm_bench.harness.suite import load_suite
+    from ssbm_bench.submission.implied import plan_implied
+
+    d, _ = real_submission
+    return plan_implied(load_suite(d / "suites" / "implied.toml"))
+
+
+def test_an_utterance_dropped_for_every_method_is_refused_by_verification(real_submission, implied_here, tmp_path):
     """Consistent among themselves (every method has the same words), so only re-deriving the grid sees it."""
+    from ssbm_bench.submission.implied import compare_implied
+
     d, doc = real_submission
     doc = copy.deepcopy(doc)
     dropped = doc["cells"][0]["utterance"]
     doc["cells"] = [c for c in doc["cells"] if c["utterance"] != dropped]
     doc["leaderboard"] = leaderboard_of(doc)
     validate_submission(doc, d / "suites", check_corpus=False)  # reading the file alone cannot tell
+    (failure,) = compare_implied(doc, implied_here)
+    assert failure.startswith(f"2 cell(s) the suite implies here are not submitted (utterance(s) {dropped}), e.g. ")
     with pytest.raises(SubmissionError, match=rf"2 cell\(s\) the suite implies here are not submitted "
                                               rf"\(utterance\(s\) {dropped}\)"):
-        _add(d, doc, tmp_path, "dropped")
+        _add(d, doc, tmp_path, "dropped")  # the maintainer's add refuses it (verifying by default)
 
 
-def test_a_changed_noise_level_is_refused_by_verification(real_submission, tmp_path):
+def test_a_changed_noise_level_is_refused_by_verification(real_submission, implied_here):
     """The level a cell was measured at is part of its key; re-hashed, the key checks out, the grid does not."""
     from ssbm_bench.harness.plan import canonical, digest_of
+    from ssbm_bench.submission.implied import compare_implied
 
     d, doc = real_submission
     doc = copy.deepcopy(doc)
@@ -236,9 +252,9 @@ def test_a_changed_noise_level_is_refused_by_verification(real_submission, tmp_p
     cell["key"] = digest_of(canonical(cell["fields"]))
     doc["leaderboard"] = leaderboard_of(doc)
     validate_submission(doc, d / "suites", check_corpus=False)
-    with pytest.raises(SubmissionError, match=rf"cells\[0\] \(model pocketsphinx, .*\): not the cell this suite implies "
-                                              rf"here: level_db {here - 10.0} submitted, {here} here"):
-        _add(d, doc, tmp_path, "level")
+    (failure,) = compare_implied(doc, implied_here)
+    assert failure.startswith("cells[0] (model pocketsphinx, ") and failure.endswith(
+        f": not the cell this suite implies here: level_db {here - 10.0} submitted, {here} here")
 
 
 def test_a_declared_partial_run_is_added_and_published_apart_from_complete_runs(real_submission, tmp_path):

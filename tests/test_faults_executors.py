@@ -177,6 +177,7 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+@pytest.mark.slow  # about 80 s: Ray's agents take a minute to notice their raylet is gone
 def test_killing_a_ray_run_leaves_no_ray_process_behind(installed_faults, tmp_path):
     """A local Ray instance shares its driver's fate: the GCS and raylet are tied to the driver, the actors and
     agents to the raylet; all end, the last within about a minute of the kill."""
