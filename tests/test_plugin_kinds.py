@@ -14,6 +14,7 @@ import functools
 import pytest
 
 from ssbm_bench.board import Board
+from ssbm_bench.errors import SuiteError
 from ssbm_bench.corpus import Corpus
 from ssbm_bench.executor import Executor
 from ssbm_bench.fill import Fill
@@ -215,6 +216,10 @@ def test_a_board_that_cannot_be_built_is_refused_and_suites_still_parse():
     assert suite.boards == ("ssbm",)
     with pytest.raises(PluginError, match="board 'boom' .* is refused: its factory raised RuntimeError"):
         reg.get("board", "boom")
+    # a suite naming it hears that it was refused, and why, not that no such board exists
+    with pytest.raises(SuiteError, match=r"board 'junk' .* is refused: its factory built 'not a board'"):
+        parse_suite({"suite": {"name": "s", "boards": ["junk"]}, "corpus": {"name": "synthetic"},
+                     "models": [{"name": "pocketsphinx"}], "methods": [{"name": "random"}]}, registry=reg)
 
 
 def test_every_first_party_plugin_passes_the_check():

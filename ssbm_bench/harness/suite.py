@@ -226,6 +226,10 @@ def _boards(head: dict, registry, where: str) -> tuple[str, ...]:
     known = registry.names("board")
     for b in boards:
         if b not in known:
+            refused = next((r for r in getattr(registry, "refused", []) if (r.kind, r.name) == ("board", b)), None)
+            if refused is not None:  # installed, but its plugin could not build it: say so, not "unknown"
+                raise SuiteError(f"{where}: {refused.message()}; `ssbm-bench plugins` "
+                                 f"lists it under 'refused'")
             hint = difflib.get_close_matches(b, known, n=1)
             did = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise SuiteError(f"{where}: unknown board {b!r}{did}; installed boards: {', '.join(known) or 'none'}")
