@@ -82,12 +82,6 @@ def _slot(fields: dict) -> tuple:
             fields.get("utterance"), fields.get("target"), fields.get("seed"))
 
 
-def _name(fields: dict) -> str:
-    parts = [f"{k} {_label(fields[k])}" for k in ("board", "model", "method", "fill", "utterance", "target", "seed")
-             if k in fields]
-    return ", ".join(parts)
-
-
 def _differences(mine: dict, theirs: dict) -> str:
     keys = [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
     shown = [f"{k} {short(theirs.get(k, '(missing)'))} submitted, {short(mine.get(k, '(missing)'))} here"
@@ -99,6 +93,7 @@ def compare_implied(doc: dict, implied: Implied) -> list[str]:
     """Every difference between the submitted cells of the grid boards and the cells the suite implies here,
     each naming the cell (and the field, where a submitted cell sits where a planned one does). A submission
     declared partial may lack cells, but carries none the suite does not imply."""
+    from ..harness.runner import fields_summary
     submitted = {c["key"]: (i, c) for i, c in enumerate(doc["cells"]) if c["board"] in implied.boards}
     planned_by_slot: dict[tuple, list[dict]] = {}
     for key, f in implied.fields.items():
@@ -113,7 +108,7 @@ def compare_implied(doc: dict, implied: Implied) -> list[str]:
         slot = _slot(theirs)
         if slot in planned_by_slot:
             matched_slots.add(slot)
-            failures.append(f"cells[{i}] ({_name(theirs)}): not the cell this suite implies here: "
+            failures.append(f"cells[{i}] ({fields_summary(theirs)}): not the cell this suite implies here: "
                             f"{_differences(planned_by_slot[slot][0], theirs)}")
             continue
         model = _label(theirs.get("model"))
@@ -121,11 +116,11 @@ def compare_implied(doc: dict, implied: Implied) -> list[str]:
         if model in implied.eligible and theirs.get("utterance") not in implied.eligible[model]:
             why = (f": model {model!r} does not recognise utterance {theirs.get('utterance')!r} fully here (or it "
                    f"is past the suite's limit), so the suite has no cell for it")
-        failures.append(f"cells[{i}] ({_name(theirs)}): a cell this suite does not imply here{why}")
+        failures.append(f"cells[{i}] ({fields_summary(theirs)}): a cell this suite does not imply here{why}")
     missing = [f for slot, fs in planned_by_slot.items() if slot not in matched_slots for f in fs]
     if missing and "partial" not in doc:
         utterances = sorted({str(f.get("utterance")) for f in missing})
         failures.append(f"{len(missing)} cell(s) the suite implies here are not submitted (utterance(s) "
                         f"{', '.join(utterances[:SHOWN])}{' ...' if len(utterances) > SHOWN else ''}), e.g. "
-                        f"{_name(missing[0])}: a submission carries every cell of its run")
+                        f"{fields_summary(missing[0])}: a submission carries every cell of its run")
     return failures

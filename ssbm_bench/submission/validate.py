@@ -136,6 +136,11 @@ def check_key(i: int, cell: dict, suite_name: str) -> None:
                 raise SubmissionError(f"{where}.fields.{k}: {label!r}, but the cell's {k} is {short(cell[k])}")
 
 
+def outcome_text(raw: dict | None) -> str:
+    """A cell's raw outcome as canonical text, timing aside (what two computations of one cell share)."""
+    return dumps({k: v for k, v in (raw or {}).items() if k not in TIMING_FIELDS})
+
+
 def _no_copied_outcomes(doc: dict) -> None:
     """Refuse a cell whose raw outcome is another cell's of the same board, copied under another identity:
     real cells differ at least in the map, the target or the noise they were measured with."""
@@ -144,8 +149,7 @@ def _no_copied_outcomes(doc: dict) -> None:
         raw = cell["raw"]
         if cell["status"] != "ok" or not isinstance(raw, dict):
             continue
-        content = dumps({k: v for k, v in raw.items() if k not in TIMING_FIELDS})
-        ident = (cell["board"], hashlib.sha256(content.encode()).hexdigest())
+        ident = (cell["board"], hashlib.sha256(outcome_text(raw).encode()).hexdigest())
         if ident in seen:
             j = seen[ident]
             raise SubmissionError(f"cells[{i}].raw: the same outcome as cells[{j}] (another model, method, fill, "

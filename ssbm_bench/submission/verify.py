@@ -20,7 +20,7 @@ from typing import Any
 from ..board import NotRerunnable
 from ..harness.store import TIMING_FIELDS
 from .guards import LEADERBOARDS_DIR, SubmissionError, dumps, read_submission, short
-from .validate import Validated, validate_submission
+from .validate import Validated, outcome_text, validate_submission
 
 #: relative tolerance for the real-valued outputs of a re-run cell
 VERIFY_RTOL = 1e-6
@@ -185,18 +185,6 @@ def submission_filename(v: Validated) -> str:
     return f"{v.doc['suite']['name']}--{v.digest[:16]}.json"
 
 
-def accepted_cells(leaderboards_dir: Path) -> tuple[dict[str, str], set]:
-    """{cell key: the accepted submission's file name} and the (board, method) pairs on the board."""
-    keys: dict[str, str] = {}
-    methods: set = set()
-    for p in sorted((Path(leaderboards_dir) / "submissions").glob("*.json")):
-        doc = read_submission(p)
-        for c in doc.get("cells", []):
-            keys.setdefault(c["key"], p.name)
-            methods.add((c.get("board", "ssbm"), c["method"]))
-    return keys, methods
-
-
 def accepted_outcomes(leaderboards_dir: Path) -> dict[str, tuple[str, dict]]:
     """{cell key: (the accepted submission's file name, the cell)} for every accepted cell."""
     out: dict[str, tuple[str, dict]] = {}
@@ -204,6 +192,14 @@ def accepted_outcomes(leaderboards_dir: Path) -> dict[str, tuple[str, dict]]:
         for c in read_submission(p).get("cells", []):
             out.setdefault(c["key"], (p.name, c))
     return out
+
+
+def accepted_cells(leaderboards_dir: Path) -> tuple[dict[str, str], set]:
+    """{cell key: the accepted submission's file name} and the (board, method) pairs on the board."""
+    outcomes = accepted_outcomes(leaderboards_dir)
+    keys = {key: name for key, (name, _) in outcomes.items()}
+    methods = {(c.get("board", "ssbm"), c["method"]) for _, c in outcomes.values()}
+    return keys, methods
 
 
 def check_extension_base(v: Validated, leaderboards_dir: Path) -> str:
@@ -221,9 +217,7 @@ def check_extension_base(v: Validated, leaderboards_dir: Path) -> str:
                                   f"{', '.join(v.extends)} to suite {v.doc['suite']['name']!r} is compared with "
                                   f"the board's own run of that suite, so that run must be accepted first")
         name, theirs = accepted[c["key"]]
-        mine_raw = {k: val for k, val in (c["raw"] or {}).items() if k not in TIMING_FIELDS}
-        board_raw = {k: val for k, val in (theirs["raw"] or {}).items() if k not in TIMING_FIELDS}
-        if c["status"] != theirs["status"] or dumps(mine_raw) != dumps(board_raw):
+        if c["status"] != theirs["status"] or outcome_text(c["raw"]) != outcome_text(theirs["raw"]):
             raise SubmissionError(f"{where}: differs from the accepted cell with the same key (in {name}); the "
                                   f"suite's own cells must be unchanged when methods are added")
         files.add(name)
